@@ -1,0 +1,75 @@
+"""Checkpoints: atomic save (tmp file + os.replace), safe load (weights_only=True), stage-to-stage transfer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hierarchy.errors import UserError
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+KEYS = ("format_version", "stage", "model", "optimizer", "scheduler", "epoch", "best_metric", "config", "taxonomy")
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write to ``path.tmp`` and rename: a crash mid-write never leaves a truncated checkpoint behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"format_version": FORMAT_VERSION, **state}, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def find_checkpoint(path: str | Path, prefer: str = "best.pt") -> Path:
+    """A checkpoint file, or the ``best.pt`` (else ``last.pt``) inside a run folder."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path
+    for name in (prefer, "best.pt", "last.pt"):
+        if (path / "checkpoints" / name).is_file():
+            return path / "checkpoints" / name
+    raise UserError(f"no checkpoint at {path}: give a .pt file or a run folder that holds checkpoints/best.pt")
+
+
+def load_checkpoint(path: str | Path, prefer: str = "best.pt") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` and check it is one of ours."""
+    path = find_checkpoint(path, prefer)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"cannot load checkpoint {path} ({type(exc).__name__}: {exc}). Is it a hierarchy checkpoint?") from None
+    if not isinstance(state, dict) or "model" not in state or "taxonomy" not in state:
+        raise UserError(f"{path} is not a hierarchy checkpoint (no model/taxonomy entries)")
+    if state.get("format_version", 0) > FORMAT_VERSION:
+        raise UserError(f"{path} has format {state['format_version']}; this version reads up to {FORMAT_VERSION}: upgrade")
+    state["path"] = str(path)
+    return state
+
+
+def transfer_weights(model: nn.Module, source: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+    """Copy every tensor whose name and shape match; report what was transferred, skipped and new.
+
+    Returns:
+        ``{"transferred": [...], "shape_mismatch": [...], "unused": [...], "new": [...]}``.
+    """
+    target = model.state_dict()
+    report: dict[str, list[str]] = {"transferred": [], "shape_mismatch": [], "unused": [], "new": []}
+    update = {}
+    for key, value in source.items():
+        if key not in target:
+            report["unused"].append(key)
+        elif target[key].shape != value.shape:
+            report["shape_mismatch"].append(f"{key} {tuple(value.shape)} -> {tuple(target[key].shape)}")
+        else:
+            update[key] = value
+            report["transferred"].append(key)
+    report["new"] = [k for k in target if k not in update]
+    model.load_state_dict(update, strict=False)
+    return report

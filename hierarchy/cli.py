@@ -1,0 +1,123 @@
+"""Command line: ``hierarchy run --stage coarse|fine|all``, ``hierarchy eval --model RUN``.
+
+Sub-commands live in one dispatch table; mistakes a user can fix print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+from hierarchy.errors import UserError
+
+EPILOG = "Settings are key=value pairs, e.g. train.epochs=5 model.backbone=resnet18; --help-config lists them all."
+
+
+def config_help() -> str:
+    """Every config key with its default and the comment beside it in config.py."""
+    from hierarchy import config
+
+    source = Path(config.__file__).read_text(encoding="utf-8")
+    comments = dict(re.findall(r"^\s+(\w+): [^=]+= .*?  # (.*)$", source, flags=re.M))
+    lines = []
+
+    def walk(obj: object, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                lines.append(f"  {prefix + f.name:30s} {value!r:12}  {comments.get(f.name, '')}")
+
+    walk(config.Config(), "")
+    return "config keys (default, meaning):\n" + "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hierarchy.config import load_config
+    from stages import STAGES, pipeline
+
+    overrides = list(args.overrides)
+    if args.stage == "all":
+        if args.config:
+            raise UserError("--config is per stage; with --stage all put settings in configs/coarse.yaml and configs/fine.yaml")
+        pipeline.run(overrides, run_dir=args.run_dir)
+        return 0
+    if args.stage not in STAGES:
+        raise UserError(f"unknown stage {args.stage!r}; choose one of {sorted(STAGES) + ['all']}")
+    cfg = load_config(args.stage, args.config, overrides)
+    if args.run_dir:
+        cfg.run_dir = args.run_dir
+    run_dir = STAGES[args.stage](cfg)
+    print(run_dir)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from hierarchy.checkpoint import load_checkpoint
+    from hierarchy.config import apply, from_dict, parse_overrides
+    from hierarchy.data import build_splits, build_test
+    from hierarchy.evaluate import evaluate_checkpoint, format_report
+    from hierarchy.taxonomy import build_taxonomy
+
+    state = load_checkpoint(args.model)
+    cfg = from_dict(state["config"])
+    data_overrides = parse_overrides(args.overrides)
+    if set(data_overrides) - {"data"}:
+        raise UserError("eval takes data.* settings only (e.g. data.root=DIR); the model's own settings are fixed")
+    apply(cfg, data_overrides)
+    taxonomy = build_taxonomy(state["taxonomy"], source=state["path"])
+    dataset = build_test(cfg.data, taxonomy) if args.split == "test" else build_splits(cfg.data, taxonomy, cfg.train.seed)[1]
+    out = Path(args.out) if args.out else Path(state["path"]).parent.parent / args.split
+    report = evaluate_checkpoint(state, dataset, out, args.split, args.device)
+    print(format_report(report))
+    print(f"report files in {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hierarchy", description="Hierarchical fashion image classifier and labeler.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train a stage (coarse, fine, or all = coarse → fine → test)", epilog=EPILOG)
+    run.add_argument("--stage", required=False, default="all", help="coarse | fine | all (default: all)")
+    run.add_argument("--config", help="YAML file instead of configs/<stage>.yaml")
+    run.add_argument("--run-dir", help="run folder, exactly (default artifacts/<stage>/<timestamp>)")
+    run.add_argument("--help-config", action="store_true", help="list every config key and exit")
+    run.add_argument("overrides", nargs="*", metavar="key=value")
+    run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("eval", help="evaluate a model on the held-out test split", epilog=EPILOG)
+    ev.add_argument("--model", required=True, help="run folder or checkpoint file")
+    ev.add_argument("--split", default="test", choices=["test", "val"], help="test (default) or val")
+    ev.add_argument("--out", help="report folder (default: <run>/<split>)")
+    ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ev.add_argument("overrides", nargs="*", metavar="data.key=value", help="e.g. data.root=DIR where the data moved")
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm must never wait on a model hub
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    args = build_parser().parse_args(argv)
+    if getattr(args, "help_config", False):
+        print(config_help())
+        return 0
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"hierarchy: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hierarchy: interrupted; continue a training run with resume=auto", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Configuration: nested dataclasses < a stage's YAML file < ``key=value`` overrides.
+
+Values are plain YAML types only, so a checkpoint that stores its config loads with
+``torch.load(weights_only=True)``. Unknown keys fail with the closest valid names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hierarchy.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    format: str = "fashion_mnist"  # fashion_mnist | folder | csv
+    root: str = ""  # data location; "" = the format's default (Fashion-MNIST: Debian package or torchvision layout)
+    taxonomy: str = "fashion_mnist"  # a name in configs/taxonomy/ or a path to a taxonomy YAML
+    limit: int = 0  # use only the first N training images (0 = all), for quick trials
+    image_size: int = 32  # side of the square model input; images keep their aspect ratio and are padded
+    val_fraction: float = 0.1  # share of the training split held out for validation (fixed seed)
+    workers: int = -1  # DataLoader worker processes; -1 = auto (0 for in-memory data)
+    label_column: str = "label"  # csv: column holding the label (fine class name or alias)
+    split_column: str = "split"  # csv: optional column with train / val / test per row
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet10t"  # any timm model name
+    pretrained: bool = False  # load ImageNet weights offline (tf_efficientnet_lite0, mobilenetv2_100)
+    weights: str = ""  # path to a local backbone state dict (overrides pretrained)
+    drop_rate: float = 0.1  # dropout before each head
+    channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and tensor cores
+    tta_flip: bool = True  # at inference, average the logits of the image and its mirror image
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 8  # passes over the training split
+    batch_size: int = 128  # images per optimizer step
+    lr: float = 2.0e-3  # peak learning rate for AdamW
+    weight_decay: float = 0.05  # AdamW decoupled weight decay
+    warmup_epochs: float = 0.5  # linear warm-up from 0 to lr
+    schedule: str = "cosine"  # cosine | step (decay by step_gamma every step_epochs)
+    step_epochs: int = 3  # step schedule: epochs between decays
+    step_gamma: float = 0.1  # step schedule: decay factor
+    label_smoothing: float = 0.1  # cross-entropy label smoothing
+    class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced data)
+    freeze_backbone_epochs: int = 0  # fine stage: train only the heads for the first N epochs
+    loss_weights: dict = field(default_factory=lambda: {"coarse": 1.0, "fine": 1.0})  # per-head loss weight
+    flip: float = 0.5  # probability of a horizontal flip
+    rotate: float = 8.0  # max rotation in degrees
+    translate: float = 0.08  # max shift as a fraction of the image side
+    scale: float = 0.08  # max zoom in or out as a fraction
+    jitter: float = 0.2  # max brightness and contrast change as a fraction
+    erase: float = 0.0  # probability of random erasing a patch
+    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0  # seeds the split, shuffling, augmentation and initialisation
+    log_every: int = 50  # progress bar refresh in steps
+
+
+@dataclass
+class HierarchyConfig:
+    rule: str = "product"  # product: p(fine) = p(coarse) * p(fine | coarse); mask: best fine inside the best coarse
+    # flat: fine head alone (consistency is then measured, not enforced)
+
+
+@dataclass
+class Config:
+    stage: str = "coarse"  # coarse | fine
+    name: str = ""  # run name; default: a timestamp
+    run_dir: str = ""  # the run folder exactly; default artifacts/<stage>/<name>
+    init_from: str = ""  # fine: a coarse run folder or checkpoint; "" = the newest coarse run
+    resume: str = ""  # "" | auto (continue the run folder's last.pt) | path to a checkpoint
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
+
+
+def config_keys(cfg: Any = None, prefix: str = "") -> list[str]:
+    """All dotted keys, e.g. ``['stage', …, 'data.format', …]``."""
+    cfg = Config() if cfg is None else cfg
+    keys = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        keys += config_keys(value, f"{prefix}{f.name}.") if dataclasses.is_dataclass(value) else [prefix + f.name]
+    return keys
+
+
+def _unknown_key(key: str) -> UserError:
+    close = difflib.get_close_matches(key, config_keys(), n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return UserError(f"unknown config key {key!r}.{hint} Run `hierarchy run --help-config` to list every key.")
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check a value against the type of the default; ints are accepted for floats."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, str):
+        return "" if value is None else str(value)
+    elif isinstance(default, dict):
+        if isinstance(value, dict):
+            return dict(value)
+    raise UserError(f"config key {key!r} expects a {type(default).__name__}, got {value!r}")
+
+
+def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
+    """Apply a nested dict of values to a config dataclass in place, rejecting unknown keys."""
+    for key, value in values.items():
+        dotted = prefix + key
+        if not hasattr(cfg, key) or key.startswith("_"):
+            raise _unknown_key(dotted)
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise UserError(f"config key {dotted!r} is a section; set its keys, e.g. {dotted}.<key>=…")
+            apply(current, value, dotted + ".")
+        else:
+            setattr(cfg, key, _coerce(dotted, value, current))
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn ``['train.epochs=5', 'model.backbone=resnet18']`` into a nested dict with YAML-typed values."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"override {pair!r} is not key=value (for example train.epochs=5)")
+        key, raw = pair.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config(stage: str, config_file: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Resolve the config for a stage: defaults < ``configs/<stage>.yaml`` (or ``config_file``) < overrides."""
+    cfg = Config(stage=stage)
+    path = Path(config_file) if config_file else CONFIG_DIR / f"{stage}.yaml"
+    if config_file and not path.is_file():
+        raise UserError(f"config file {path} not found")
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            apply(cfg, yaml.safe_load(f) or {})
+        cfg.stage = stage
+    apply(cfg, parse_overrides(overrides or []))
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a config saved in a checkpoint or run folder (unknown keys from other versions are rejected)."""
+    cfg = Config()
+    apply(cfg, values)
+    return cfg
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(to_dict(cfg), f, allow_unicode=True, sort_keys=False)

@@ -1,0 +1,73 @@
+"""Dataset adapters behind one call: ``build_splits(data_cfg, taxonomy)`` and ``build_test(data_cfg, taxonomy)``.
+
+Validation is carved out of the training split with a fixed seed unless the data has a split of its
+own; the official test split is reached only through ``build_test`` (used by ``hierarchy eval``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hierarchy.config import DataConfig
+from hierarchy.data import csv_manifest, fashion_mnist, image_folder
+from hierarchy.data.images import collate
+from hierarchy.errors import UserError
+from hierarchy.taxonomy import Taxonomy
+
+
+def _csv(cfg: DataConfig, split: str, taxonomy: Taxonomy):
+    return csv_manifest.load(cfg.root, split, taxonomy, cfg.image_size, cfg.label_column, cfg.split_column)
+
+
+FORMATS: dict[str, Callable] = {
+    "fashion_mnist": lambda cfg, split, tax: fashion_mnist.load(cfg.root, split, tax, cfg.image_size),
+    "folder": lambda cfg, split, tax: image_folder.load(cfg.root, split, tax, cfg.image_size),
+    "csv": _csv,
+}
+
+
+def load_split(cfg: DataConfig, split: str, taxonomy: Taxonomy):
+    if cfg.format not in FORMATS:
+        raise UserError(f"unknown data.format {cfg.format!r}; choose one of {sorted(FORMATS)}")
+    return FORMATS[cfg.format](cfg, split, taxonomy)
+
+
+def build_splits(cfg: DataConfig, taxonomy: Taxonomy, seed: int) -> tuple[Dataset, Dataset]:
+    """(train, val): the data's own validation split, or a seeded ``val_fraction`` carved from train."""
+    train = load_split(cfg, "train", taxonomy)
+    if cfg.limit:
+        train = train.subset(torch.arange(min(cfg.limit, len(train))))
+    val = None if cfg.format == "fashion_mnist" else load_split(cfg, "val", taxonomy)
+    if val is None:
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+        n_val = max(1, round(len(train) * cfg.val_fraction))
+        if len(train) - n_val < 1:
+            raise UserError(f"only {len(train)} training images: too few to hold out validation")
+        val, train = train.subset(order[:n_val].sort().values), train.subset(order[n_val:].sort().values)
+    return train, val
+
+
+def build_test(cfg: DataConfig, taxonomy: Taxonomy) -> Dataset:
+    return load_split(cfg, "test", taxonomy)
+
+
+def build_loader(dataset: Dataset, batch_size: int, workers: int, shuffle_seed: int | None = None,
+                 sampler: torch.utils.data.Sampler | None = None) -> DataLoader:
+    """A DataLoader over Batch objects; ``shuffle_seed`` fixes the order (seed + epoch) for exact resume."""
+    if workers < 0:
+        workers = 0 if getattr(dataset, "in_memory", False) else min(4, torch.get_num_threads())
+    generator = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle_seed is not None and sampler is None,
+        sampler=sampler,
+        generator=generator,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+    )

@@ -1,0 +1,54 @@
+"""Image folders: ``root/<label>/…/*.jpg``, or ``root/{train,val,test}/<label>/…`` when split folders exist.
+
+Folder names are mapped through the taxonomy's aliases (a fine or a coarse class name), never by sort order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hierarchy.data.images import ImageFiles, label_ids
+from hierarchy.errors import UserError
+from hierarchy.taxonomy import Taxonomy
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test",)}
+
+
+def split_folder(root: Path, split: str) -> Path | None:
+    """The folder of a split, or None when the root has no split folders (then all of it is training data)."""
+    for name in SPLIT_NAMES[split]:
+        for candidate in (root / name, root / name.capitalize()):
+            if candidate.is_dir():
+                return candidate
+    return None
+
+
+def has_split_folders(root: Path) -> bool:
+    return split_folder(root, "train") is not None
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def load(root: str, split: str, taxonomy: Taxonomy, image_size: int) -> ImageFiles | None:
+    """Labelled files of one split; None when the split has no folder of its own (val is then carved)."""
+    base = Path(root).expanduser()
+    if not root or not base.is_dir():
+        raise UserError(f"image folder data.root={root!r} is not a folder. Set data.root=DIR with one sub-folder per label.")
+    folder = split_folder(base, split) if has_split_folders(base) else (base if split == "train" else None)
+    if folder is None:
+        if split == "test":
+            raise UserError(f"{base} has no test/ folder: evaluation needs held-out images in {base}/test/<label>/")
+        return None
+    paths, fine, coarse = [], [], []
+    for class_dir in sorted(d for d in folder.iterdir() if d.is_dir()):
+        f, c = label_ids(taxonomy, class_dir.name)
+        files = list_images(class_dir)
+        paths += [str(p) for p in files]
+        fine += [f] * len(files)
+        coarse += [c] * len(files)
+    if not paths:
+        raise UserError(f"no images found under {folder}/<label>/ (suffixes: {sorted(IMAGE_SUFFIXES)})")
+    return ImageFiles(paths, fine, coarse, image_size)

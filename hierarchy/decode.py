@@ -1,0 +1,54 @@
+"""Hierarchy-consistent decoding: turn head logits into coarse and fine probabilities.
+
+Rules (``hierarchy.rule``):
+- ``product``: p(fine) = p(coarse = parent) · p(fine | coarse), where p(fine | coarse) renormalises the
+  fine softmax inside each coarse group. The fine probabilities sum to one and imply the coarse ones.
+- ``mask``: the fine choice is restricted to the children of the most likely coarse class.
+- ``flat``: the fine head alone; consistency with the coarse head is then measured, not enforced.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hierarchy.errors import UserError
+from hierarchy.taxonomy import Taxonomy
+
+RULES = ("product", "mask", "flat")
+
+
+def group_matrix(taxonomy: Taxonomy, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(n_fine, n_coarse) 0/1 matrix: entry [f, c] is 1 when c is the parent of f."""
+    m = torch.zeros(taxonomy.num_classes("fine"), taxonomy.num_classes("coarse"), device=device)
+    m[torch.arange(len(taxonomy.parents)), torch.tensor(taxonomy.parents)] = 1.0
+    return m
+
+
+def decode(logits: dict[str, torch.Tensor], taxonomy: Taxonomy, rule: str = "product") -> dict[str, torch.Tensor]:
+    """Probabilities per level from a model's logits.
+
+    Args:
+        logits: ``{"coarse": (B, n_coarse)}`` and, for a fine model, ``"fine": (B, n_fine)``.
+
+    Returns:
+        ``{"coarse": (B, n_coarse)}`` (the coarse head's own probabilities) and, for a fine model,
+        ``"fine": (B, n_fine)`` decoded by ``rule`` and ``"implied_coarse": (B, n_coarse)``, the coarse
+        probabilities the fine ones imply (summed per group).
+    """
+    if rule not in RULES:
+        raise UserError(f"hierarchy.rule={rule!r} is unknown; choose one of {RULES}")
+    out = {"coarse": logits["coarse"].float().softmax(-1)}
+    if "fine" not in logits:
+        return out
+    groups = group_matrix(taxonomy, logits["fine"].device)  # (F, C)
+    fine = logits["fine"].float().softmax(-1)  # (B, F)
+    if rule != "flat":
+        within = fine / (fine @ groups @ groups.T).clamp_min(1e-12)  # p(f | parent(f)), (B, F)
+        parent_prob = out["coarse"] @ groups.T  # p(parent(f)) per fine column, (B, F)
+        if rule == "mask":
+            best = torch.nn.functional.one_hot(out["coarse"].argmax(-1), groups.shape[1]).float()
+            parent_prob = best @ groups.T
+        fine = within * parent_prob
+    out["fine"] = fine
+    out["implied_coarse"] = fine @ groups  # (B, C)
+    return out

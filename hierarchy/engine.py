@@ -1,0 +1,237 @@
+"""Training and evaluation as plain functions: train_one_epoch, predict, fit.
+
+Every epoch reseeds shuffling, augmentation and dropout from (seed, epoch), so a run resumed from
+``last.pt`` draws exactly what the uninterrupted run would have drawn and ends with the same result.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from hierarchy.checkpoint import save_checkpoint
+from hierarchy.config import Config, TrainConfig, to_dict
+from hierarchy.data import build_loader
+from hierarchy.data.images import SkipLog
+from hierarchy.data.transforms import augment_batch, to_model_input
+from hierarchy.decode import decode
+from hierarchy.runner import autocast
+from hierarchy.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; biases and norm weights (1-d tensors) get no weight decay."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Per-step schedule: linear warm-up, then cosine to zero (or step decay)."""
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = min(total - 1, round(cfg.warmup_epochs * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if cfg.schedule == "step":
+            return cfg.step_gamma ** ((step // steps_per_epoch) // max(1, cfg.step_epochs))
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def class_weights(dataset: Any, heads: dict[str, int]) -> dict[str, torch.Tensor]:
+    """Inverse class frequency per head, normalised to mean 1 over the classes present."""
+    weights = {}
+    for head, n in heads.items():
+        ids = torch.as_tensor(getattr(dataset, head), dtype=torch.long)
+        counts = torch.bincount(ids[ids >= 0], minlength=n).float()
+        w = torch.where(counts > 0, counts.sum() / counts.clamp_min(1), torch.zeros_like(counts))
+        weights[head] = w / w[counts > 0].mean()
+    return weights
+
+
+def compute_loss(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], cfg: TrainConfig,
+                 weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Weighted sum of per-head cross-entropies; targets of -1 (label unknown at that level) are ignored."""
+    total = 0.0
+    for head, out in logits.items():
+        target = targets[head]
+        if (target >= 0).any():
+            w = weights[head].to(out.device) if weights else None
+            loss = F.cross_entropy(out.float(), target, weight=w, ignore_index=-1, label_smoothing=cfg.label_smoothing)
+            total = total + cfg.loss_weights.get(head, 1.0) * loss
+    return total
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, cfg: TrainConfig, device: torch.device,
+                    epoch: int, skips: SkipLog, weights: dict[str, torch.Tensor] | None = None,
+                    channels_last: bool = True) -> dict[str, float]:
+    model.train()
+    generator = epoch_generator(cfg.seed, epoch)
+    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
+    seen, loss_sum, start = 0, 0.0, time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, file=sys.stderr, unit="batch",
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=None)
+    for batch in bar:
+        skips.add(batch.skipped)
+        if not batch.sources:
+            continue
+        images = batch.images.to(device, non_blocking=True)
+        images = augment_batch(images, generator, cfg.flip, cfg.rotate, cfg.translate, cfg.scale, cfg.jitter, cfg.erase)
+        targets = {k: v.to(device, non_blocking=True) for k, v in batch.targets.items()}
+        with autocast(device, cfg.amp):
+            logits = model(to_model_input(images, channels_last))
+        loss = compute_loss(logits, targets, cfg, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        seen += len(batch.sources)
+        loss_sum += loss.item() * len(batch.sources)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
+    bar.close()
+    elapsed = time.perf_counter() - start
+    return {"train/loss": loss_sum / max(1, seen), "train/images_per_s": seen / max(elapsed, 1e-9)}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader, device: torch.device, amp: bool = True, channels_last: bool = True,
+            skips: SkipLog | None = None, tta_flip: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
+    """Logits for every readable image: ``({head: (N, K)}, {level: (N,)} targets, sources)``."""
+    model.eval()
+    logits: dict[str, list[torch.Tensor]] = {}
+    targets: dict[str, list[torch.Tensor]] = {"coarse": [], "fine": []}
+    sources: list[str] = []
+    for batch in loader:
+        if skips is not None:
+            skips.add(batch.skipped)
+        if not batch.sources:
+            continue
+        x = to_model_input(batch.images.to(device, non_blocking=True), channels_last)
+        with autocast(device, amp):
+            out = model(x)
+            if tta_flip:  # average with the mirrored image: garments are left-right symmetric in meaning
+                mirrored = model(x.flip(-1))
+                out = {head: (out[head].float() + mirrored[head].float()) / 2 for head in out}
+        for head, value in out.items():
+            logits.setdefault(head, []).append(value.float().cpu())
+        for level in targets:
+            targets[level].append(batch.targets[level])
+        sources += batch.sources
+    return ({k: torch.cat(v) for k, v in logits.items()}, {k: torch.cat(v) for k, v in targets.items()}, sources)
+
+
+def validate(model: nn.Module, loader, taxonomy: Taxonomy, cfg: Config, device: torch.device,
+             skips: SkipLog) -> dict[str, float]:
+    """Top-1 per level on the validation split, with the configured hierarchy rule."""
+    logits, targets, _ = predict(model, loader, device, cfg.train.amp, cfg.model.channels_last, skips,
+                                 cfg.model.tta_flip)
+    probs = decode(logits, taxonomy, cfg.hierarchy.rule)
+    out = {}
+    for level in ("coarse", "fine"):
+        if level in probs:
+            keep = targets[level] >= 0
+            out[f"val/{level}_top1"] = float((probs[level].argmax(1)[keep] == targets[level][keep]).float().mean())
+    if "fine" in probs:
+        keep = targets["coarse"] >= 0
+        implied = torch.tensor(taxonomy.parents)[probs["fine"].argmax(1)]  # coarse class of each fine prediction
+        out["val/implied_coarse_top1"] = float((implied[keep] == targets["coarse"][keep]).float().mean())
+        out["val/consistency"] = float((implied == probs["coarse"].argmax(1)).float().mean())
+    return out
+
+
+def write_metrics_csv(history: list[dict[str, float]], path: Path) -> None:
+    """Rewrite metrics.csv from the full history (atomic), so a resumed run never holds duplicate epochs."""
+    columns = list(dict.fromkeys(k for row in history for k in row))
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
+
+
+def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
+    for p in model.backbone.parameters():
+        p.requires_grad_(trainable)
+
+
+def fit(model: nn.Module, train_set, val_set, cfg: Config, taxonomy: Taxonomy, run_dir: Path,
+        device: torch.device, main_metric: str, resume_state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train for ``cfg.train.epochs``, saving ``last.pt`` every epoch and ``best.pt`` on a better ``main_metric``.
+
+    Returns:
+        The final checkpoint state (without optimizer) plus ``skipped``: unreadable files seen.
+    """
+    tc = cfg.train
+    heads = {name: head.out_features for name, head in model.heads.items()}
+    val_loader = build_loader(val_set, tc.batch_size * 2, cfg.data.workers)
+    steps_per_epoch = len(build_loader(train_set, tc.batch_size, cfg.data.workers, shuffle_seed=0))
+    optimizer = build_optimizer(model, tc)
+    scheduler = build_scheduler(optimizer, tc, steps_per_epoch)
+    weights = class_weights(train_set, heads) if tc.class_weights else None
+    history: list[dict[str, float]] = []
+    start_epoch, best = 0, -1.0
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        start_epoch, best = resume_state["epoch"] + 1, resume_state["best_metric"]
+        history = [row for row in resume_state.get("history", []) if row["epoch"] < start_epoch]
+        log.info("resuming at epoch %d of %d (best %s so far %.4f)", start_epoch + 1, tc.epochs, main_metric, best)
+    skips = SkipLog()
+    state: dict[str, Any] = resume_state or {}
+    for epoch in range(start_epoch, tc.epochs):
+        frozen = epoch < tc.freeze_backbone_epochs
+        set_backbone_trainable(model, not frozen)
+        started = time.time()
+        loader = build_loader(train_set, tc.batch_size, cfg.data.workers, shuffle_seed=tc.seed * 100_003 + epoch)
+        row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "backbone_frozen": int(frozen)}
+        row.update(train_one_epoch(model, loader, optimizer, scheduler, tc, device, epoch, skips, weights,
+                                   cfg.model.channels_last))
+        row.update(validate(model, val_loader, taxonomy, cfg, device, skips))
+        row["time"] = round(time.time() - started, 2)
+        history.append(row)
+        improved = row[main_metric] > best
+        best = max(best, row[main_metric])
+        state = {
+            "stage": cfg.stage, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch, "best_metric": best, "history": history,
+            "config": to_dict(cfg), "taxonomy": taxonomy.to_dict(), "heads": heads,
+        }
+        save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
+        if improved:
+            save_checkpoint(run_dir / "checkpoints" / "best.pt", {**state, "optimizer": {}, "scheduler": {}})
+        write_metrics_csv(history, run_dir / "metrics.csv")
+        log.info("epoch %d/%d  loss %.4f  %s %.4f  %.0f img/s  %.0fs%s", epoch + 1, tc.epochs, row["train/loss"],
+                 main_metric, row[main_metric], row["train/images_per_s"], row["time"], "  (best)" if improved else "")
+    set_backbone_trainable(model, True)
+    if len(skips):
+        log.warning("%d unreadable image(s) were skipped; see the warnings above", len(skips))
+    return {**state, "skipped": dict(skips.reasons)}
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.use_deterministic_algorithms(True, warn_only=True)

@@ -1,0 +1,118 @@
+"""Run folders and the shared training recipe that every training stage calls.
+
+A run folder: ``config.yaml, taxonomy.yaml, train.log, checkpoints/{last,best}.pt, metrics.csv`` and,
+from the best checkpoint on the validation split, ``metrics.json, confusion_<head>.{png,csv},
+predictions_val.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hierarchy.checkpoint import load_checkpoint
+from hierarchy.config import Config, from_dict, save_config
+from hierarchy.data import build_splits
+from hierarchy.engine import fit, seed_everything
+from hierarchy.errors import UserError
+from hierarchy.evaluate import evaluate_checkpoint, format_report
+from hierarchy.models import build_model
+from hierarchy.runner import configure_threads, select_device
+from hierarchy.taxonomy import Taxonomy, build_taxonomy, load_taxonomy, save_taxonomy
+
+log = logging.getLogger(__name__)
+ARTIFACTS = Path("artifacts")
+
+
+def newest_run(stage: str, root: Path = ARTIFACTS) -> Path | None:
+    """The most recently written run of a stage that holds a checkpoint."""
+    runs = [p.parent.parent for p in (root / stage).glob("*/checkpoints/last.pt")]
+    return max(runs, key=lambda p: (p / "checkpoints" / "last.pt").stat().st_mtime) if runs else None
+
+
+def resolve_run_dir(cfg: Config) -> Path:
+    if cfg.run_dir:
+        return Path(cfg.run_dir).expanduser()
+    if cfg.resume == "auto" and not cfg.name:
+        latest = newest_run(cfg.stage)
+        if latest is not None:
+            return latest
+    return ARTIFACTS / cfg.stage / (cfg.name or time.strftime("%Y%m%d-%H%M%S"))
+
+
+def attach_log_file(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def resume_state_for(cfg: Config, run_dir: Path) -> dict[str, Any] | None:
+    """The checkpoint to continue from (``resume=auto``: this run's last.pt if any; ``resume=PATH``)."""
+    if not cfg.resume:
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            raise UserError(f"{run_dir} already holds a run. Continue it with resume=auto, or choose another --run-dir")
+        return None
+    if cfg.resume == "auto":
+        last = run_dir / "checkpoints" / "last.pt"
+        return load_checkpoint(last) if last.exists() else None
+    return load_checkpoint(cfg.resume, prefer="last.pt")
+
+
+def train_stage(cfg: Config, heads_for: Callable[[Taxonomy], dict[str, int]],
+                initialise: Callable[[nn.Module, Config, Taxonomy], None] | None, main_metric: str) -> Path:
+    """The training recipe shared by the stages: run folder, data, model, init, fit, report.
+
+    Args:
+        heads_for: Head sizes for a taxonomy, e.g. ``{"coarse": 6}``.
+        initialise: Called on a fresh (not resumed) model, e.g. to transfer from a coarse checkpoint.
+        main_metric: Validation metric that decides ``best.pt``.
+
+    Returns:
+        The run folder.
+    """
+    configure_threads()
+    run_dir = resolve_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resume = resume_state_for(cfg, run_dir)
+    if resume is not None:
+        if resume.get("stage") != cfg.stage:
+            raise UserError(f"cannot resume the {cfg.stage} stage from a {resume.get('stage')} checkpoint ({resume['path']})")
+        saved = from_dict(resume["config"])
+        saved.resume, saved.run_dir = cfg.resume, str(run_dir)
+        cfg = saved  # a resumed run keeps its own settings, so it ends exactly as the uninterrupted one would
+    handler = attach_log_file(run_dir)
+    try:
+        taxonomy = (load_taxonomy(cfg.data.taxonomy) if resume is None
+                    else build_taxonomy(resume["taxonomy"], source=f"checkpoint {resume['path']}"))
+        save_config(cfg, run_dir / "config.yaml")
+        save_taxonomy(taxonomy, run_dir / "taxonomy.yaml")
+        seed_everything(cfg.train.seed)
+        device = select_device(cfg.train.device)
+        train_set, val_set = build_splits(cfg.data, taxonomy, cfg.train.seed)
+        log.info("%s stage: %d training and %d validation images, device %s, run folder %s",
+                 cfg.stage, len(train_set), len(val_set), device, run_dir)
+        model = build_model(cfg.model, heads_for(taxonomy))
+        if resume is not None:
+            model.load_state_dict(resume["model"])
+        elif initialise is not None:
+            initialise(model, cfg, taxonomy)
+        model = model.to(device)
+        if cfg.model.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        final = fit(model, train_set, val_set, cfg, taxonomy, run_dir, device, main_metric, resume)
+        best = load_checkpoint(run_dir, prefer="best.pt")
+        report = evaluate_checkpoint(best, val_set, run_dir, "val", cfg.train.device, cfg.train.batch_size * 2,
+                                     cfg.data.workers)
+        report["skipped_training_images"] = final.get("skipped", {})
+        log.info("best checkpoint on validation:\n%s", format_report(report))
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    return run_dir

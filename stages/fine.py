@@ -1,0 +1,50 @@
+"""Stage two: fine heads transfer-learned from the coarse checkpoint, decoded consistently with it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from torch import nn
+
+from hierarchy.checkpoint import load_checkpoint, transfer_weights
+from hierarchy.config import Config
+from hierarchy.errors import UserError
+from hierarchy.runs import newest_run, train_stage
+from hierarchy.taxonomy import Taxonomy, build_taxonomy
+
+log = logging.getLogger(__name__)
+
+
+def heads(taxonomy: Taxonomy) -> dict[str, int]:
+    return {"coarse": taxonomy.num_classes("coarse"), "fine": taxonomy.num_classes("fine")}
+
+
+def initialise(model: nn.Module, cfg: Config, taxonomy: Taxonomy) -> None:
+    """Copy the backbone and the coarse head from the coarse checkpoint; log what moved, what is new."""
+    source = cfg.init_from or newest_run("coarse")
+    if source is None:
+        raise UserError("no coarse run found in artifacts/coarse/: run `hierarchy run --stage coarse` first, "
+                        "or set init_from=RUN_DIR_OR_CHECKPOINT")
+    state = load_checkpoint(source)
+    if state.get("stage") != "coarse":
+        raise UserError(f"init_from={source} is a {state.get('stage')!r} checkpoint; the fine stage starts from a "
+                        "coarse checkpoint (artifacts/coarse/<run>)")
+    theirs = build_taxonomy(state["taxonomy"], source=f"checkpoint {state['path']}")
+    if theirs.coarse != taxonomy.coarse:
+        raise UserError(
+            f"init_from={source} was trained on taxonomy '{theirs.name}' with coarse classes {list(theirs.coarse)}, "
+            f"but this run uses '{taxonomy.name}' with {list(taxonomy.coarse)}. Use a coarse run of the same taxonomy."
+        )
+    if state["config"]["model"]["backbone"] != cfg.model.backbone:
+        raise UserError(f"init_from={source} has backbone {state['config']['model']['backbone']!r} but "
+                        f"model.backbone={cfg.model.backbone!r}: use the same backbone")
+    report = transfer_weights(model, state["model"])
+    log.info("transferred %d tensors from %s (backbone + coarse head); new: %s; shape mismatch: %s; unused: %s",
+             len(report["transferred"]), state["path"], report["new"] or "none", report["shape_mismatch"] or "none",
+             report["unused"] or "none")
+
+
+def run(cfg: Config) -> Path:
+    """Train the coarse and fine heads together, starting from the coarse stage; returns the run folder."""
+    return train_stage(cfg, heads, initialise, main_metric="val/fine_top1")
