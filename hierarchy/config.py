@@ -79,7 +79,7 @@ class Config:
     stage: str = "coarse"  # coarse | fine
     name: str = ""  # run name; default: a timestamp
     run_dir: str = ""  # the run folder exactly; default artifacts/<stage>/<name>
-    init_from: str = ""  # fine: a coarse run folder or checkpoint; "" = the newest coarse run
+    init_from: str = ""  # fine: a coarse run folder or checkpoint; "" = the newest coarse run; none = scratch
     resume: str = ""  # "" | auto (continue the run folder's last.pt) | path to a checkpoint
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

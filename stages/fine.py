@@ -21,7 +21,13 @@ def heads(taxonomy: Taxonomy) -> dict[str, int]:
 
 
 def initialise(model: nn.Module, cfg: Config, taxonomy: Taxonomy) -> None:
-    """Copy the backbone and the coarse head from the coarse checkpoint; log what moved, what is new."""
+    """Copy the backbone and the coarse head from the coarse checkpoint; log what moved, what is new.
+
+    ``init_from=none`` trains from scratch instead (the flat baseline of the benchmark).
+    """
+    if cfg.init_from == "none":
+        log.info("init_from=none: training the fine stage from scratch, nothing transferred")
+        return
     source = cfg.init_from or newest_run("coarse")
     if source is None:
         raise UserError("no coarse run found in artifacts/coarse/: run `hierarchy run --stage coarse` first, "
