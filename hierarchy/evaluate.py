@@ -34,10 +34,11 @@ def model_from_checkpoint(state: dict[str, Any], device: torch.device) -> torch.
 
 
 def evaluate_checkpoint(state: dict[str, Any], dataset, out_dir: Path, split: str, device: str = "auto",
-                        batch_size: int = 256, workers: int = -1) -> dict[str, Any]:
+                        batch_size: int = 256, workers: int = -1, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Predict ``dataset`` with a checkpoint and write the report files into ``out_dir``.
 
-    Writes ``metrics.json``, ``confusion_<head>.{png,csv}`` and ``predictions_<split>.csv``.
+    Writes ``metrics.json`` (with ``extra`` merged in), ``confusion_<head>.{png,csv}`` and
+    ``predictions_<split>.csv``.
     """
     cfg = from_dict(state["config"])
     taxonomy = build_taxonomy(state["taxonomy"], source=f"checkpoint {state.get('path', '')}")
@@ -61,7 +62,7 @@ def evaluate_checkpoint(state: dict[str, Any], dataset, out_dir: Path, split: st
     report: dict[str, Any] = {
         "split": split, "checkpoint": state.get("path", ""), "stage": state.get("stage", ""),
         "taxonomy": taxonomy.name, "rule": cfg.hierarchy.rule, "n_images": len(sources),
-        "skipped_images": len(skips), "heads": heads,
+        "skipped_images": len(skips), "heads": heads, **(extra or {}),
     }
     if "fine" in probs:
         report["hierarchy"] = hierarchical_metrics(probs["fine"], probs["coarse"], target["fine"], taxonomy)

@@ -108,9 +108,10 @@ def train_stage(cfg: Config, heads_for: Callable[[Taxonomy], dict[str, int]],
             model = model.to(memory_format=torch.channels_last)
         final = fit(model, train_set, val_set, cfg, taxonomy, run_dir, device, main_metric, resume)
         best = load_checkpoint(run_dir, prefer="best.pt")
+        skipped = final.get("skipped", {})
         report = evaluate_checkpoint(best, val_set, run_dir, "val", cfg.train.device, cfg.train.batch_size * 2,
-                                     cfg.data.workers)
-        report["skipped_training_images"] = final.get("skipped", {})
+                                     cfg.data.workers, extra={"skipped_training_images": len(skipped),
+                                                              "skipped_files": skipped})
         log.info("best checkpoint on validation:\n%s", format_report(report))
     finally:
         logging.getLogger().removeHandler(handler)

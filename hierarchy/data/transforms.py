@@ -126,7 +126,7 @@ def _random_erase(x: torch.Tensor, generator: torch.Generator, p: float) -> torc
     apply = torch.rand(b, generator=generator) < p
     rows = torch.arange(h).view(1, h, 1)
     cols = torch.arange(w).view(1, 1, w)
-    mask = (rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1))
-    mask &= (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1))
-    mask &= apply.view(b, 1, 1)
+    in_rows = (rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1))  # (B, H, 1)
+    in_cols = (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1))  # (B, 1, W)
+    mask = in_rows & in_cols & apply.view(b, 1, 1)  # (B, H, W)
     return x.masked_fill(mask.unsqueeze(1).to(x.device), 0.0)

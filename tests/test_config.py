@@ -1,0 +1,48 @@
+import pytest
+import yaml
+
+from hierarchy.config import Config, from_dict, load_config, parse_overrides, save_config, to_dict
+from hierarchy.errors import UserError
+
+
+def test_precedence_defaults_yaml_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 7  # from the file\n  lr: 1.0e-3\nmodel:\n  backbone: resnet18\n")
+    cfg = load_config("coarse", path, ["train.epochs=2", "data.limit=100", "model.pretrained=true"])
+    assert (cfg.train.epochs, cfg.train.lr, cfg.model.backbone) == (2, 1e-3, "resnet18")
+    assert cfg.data.limit == 100 and cfg.model.pretrained is True
+    assert cfg.train.batch_size == Config().train.batch_size  # untouched default
+
+
+def test_shipped_stage_configs_load():
+    assert load_config("coarse").data.format == "fashion_mnist"
+    fine = load_config("fine")
+    assert fine.model.backbone == load_config("coarse").model.backbone
+
+
+def test_unknown_key_suggests_closest():
+    with pytest.raises(UserError, match="Did you mean: train.epochs"):
+        load_config("coarse", overrides=["train.epoch=3"])
+    with pytest.raises(UserError, match="data.image_size"):
+        load_config("coarse", overrides=["data.imagesize=3"])
+
+
+def test_wrong_type_is_rejected():
+    with pytest.raises(UserError, match="expects a int"):
+        load_config("coarse", overrides=["train.epochs=many"])
+    with pytest.raises(UserError, match="not key=value"):
+        parse_overrides(["train.epochs"])
+
+
+def test_unknown_key_in_yaml_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr_peak: 0.1\n")
+    with pytest.raises(UserError, match="Did you mean: train.lr"):
+        load_config("coarse", path)
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config("fine", overrides=["train.loss_weights={coarse: 0.5, fine: 1.0}"])
+    save_config(cfg, tmp_path / "config.yaml")
+    again = from_dict(yaml.safe_load((tmp_path / "config.yaml").read_text()))
+    assert to_dict(again) == to_dict(cfg) and again.train.loss_weights == {"coarse": 0.5, "fine": 1.0}

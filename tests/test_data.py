@@ -1,0 +1,103 @@
+import pytest
+import torch
+from PIL import Image
+
+from conftest import make_image_folder
+from hierarchy.config import DataConfig
+from hierarchy.data import build_loader, build_splits, build_test, fashion_mnist
+from hierarchy.data.images import SkipLog
+from hierarchy.data.transforms import augment_batch, letterbox
+from hierarchy.errors import UserError
+from hierarchy.taxonomy import load_taxonomy
+
+TAX = load_taxonomy("fashion_mnist")
+
+
+def test_fashion_mnist_splits_and_labels(fmnist_root):
+    cfg = DataConfig(root=str(fmnist_root), image_size=32)
+    train, val = build_splits(cfg, TAX, seed=0)
+    assert (len(train), len(val)) == (360, 40)
+    assert train.images.shape[1:] == (1, 32, 32) and train.images.dtype == torch.uint8
+    assert torch.equal(train.coarse, torch.tensor(TAX.parents)[train.fine])
+    # the same seed carves the same validation images
+    assert torch.equal(build_splits(cfg, TAX, seed=0)[1].images, val.images)
+    test = build_test(cfg, TAX)
+    assert len(test) == 100
+    limited, _ = build_splits(DataConfig(root=str(fmnist_root), limit=100), TAX, seed=0)
+    assert len(limited) == 90
+
+
+def test_missing_fashion_mnist_says_how_to_get_it(tmp_path):
+    with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
+        fashion_mnist.load(str(tmp_path), "train", TAX, 32)
+
+
+def test_corrupt_idx_file(tmp_path, fmnist_root):
+    for f in fmnist_root.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="unreadable"):
+        fashion_mnist.load(str(tmp_path), "train", TAX, 32)
+
+
+def test_letterbox_keeps_aspect_ratio():
+    image = Image.new("RGB", (100, 50), (255, 255, 255))
+    out = letterbox(image, 32)
+    assert out.shape == (3, 32, 32)
+    assert out[:, 16, :].min() == 255  # the middle row is image
+    assert out[:, 0, :].max() == 0 and out[:, -1, :].max() == 0  # top and bottom rows are padding
+    crop = letterbox(Image.new("RGB", (100, 100), (9, 9, 9)), 16, box=(-5, 10, 50, 30))  # clipped box
+    assert crop.shape == (3, 16, 16) and crop.max() == 9
+
+
+def test_augment_is_seeded_and_bounded():
+    images = torch.randint(0, 256, (4, 1, 32, 32), dtype=torch.uint8)
+    a = augment_batch(images, torch.Generator().manual_seed(3), erase=0.5)
+    b = augment_batch(images, torch.Generator().manual_seed(3), erase=0.5)
+    assert torch.equal(a, b) and a.shape == (4, 1, 32, 32) and 0 <= a.min() and a.max() <= 1
+
+
+def test_image_folder_with_aliases_and_corrupt_file(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", ["sneakers", "Trouser", "bag", "shoe"], per_class=5)
+    (root / "bag" / "broken.jpg").write_bytes(b"not an image at all")
+    (root / "bag" / "empty.png").write_bytes(b"")
+    cfg = DataConfig(format="folder", root=str(root), image_size=24, val_fraction=0.2)
+    train, val = build_splits(cfg, TAX, seed=0)
+    assert len(train) + len(val) == 22
+    labels = {TAX.fine[f] if f >= 0 else "coarse:" + TAX.coarse[c] for f, c in zip(train.fine + val.fine,
+                                                                                   train.coarse + val.coarse)}
+    assert labels == {"Sneaker", "Trouser", "Bag", "coarse:shoe"}  # 'shoe' is a group: fine label unknown (-1)
+    skips = SkipLog()
+    seen = 0
+    for batch in build_loader(train, 8, workers=0):
+        skips.add(batch.skipped)
+        seen += len(batch.sources)
+        assert batch.images.shape[1:] == (3, 24, 24)
+    for batch in build_loader(val, 8, workers=0):
+        skips.add(batch.skipped)
+        seen += len(batch.sources)
+    assert seen == 20 and len(skips) == 2
+    assert set(p.rsplit("/", 1)[1] for p in skips.reasons) == {"broken.jpg", "empty.png"}
+
+
+def test_image_folder_unknown_label(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", ["Sneaker", "jackets"], per_class=1)
+    with pytest.raises(UserError, match="label 'jackets' is not a class .* Valid fine names"):
+        build_splits(DataConfig(format="folder", root=str(root)), TAX, seed=0)
+
+
+def test_csv_manifest_with_boxes_and_splits(tmp_path):
+    make_image_folder(tmp_path, ["a"], per_class=3, size=(60, 40))
+    rows = ["path,label,x1,y1,x2,y2,split", "a/0.png,Coat,0,0,30,40,train", "a/1.png,4,,,,,train",
+            "a/2.png,ankle boot,10,10,50,30,test"]
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    cfg = DataConfig(format="csv", root=str(tmp_path / "m.csv"), image_size=16, val_fraction=0.5)
+    train, val = build_splits(cfg, TAX, seed=0)
+    assert sorted(train.fine + val.fine) == [4, 4]
+    test = build_test(cfg, TAX)
+    assert test.fine == [9] and test.boxes == [(10.0, 10.0, 50.0, 30.0)]
+    image, fine, coarse, _ = test[0]
+    assert image.shape == (3, 16, 16) and (fine, coarse) == (9, TAX.parents[9])
+    (tmp_path / "bad.csv").write_text("path,label\na/0.png,Jacket\n")
+    with pytest.raises(UserError, match="bad.csv row 2: label 'Jacket'"):
+        build_splits(DataConfig(format="csv", root=str(tmp_path / "bad.csv")), TAX, seed=0)

