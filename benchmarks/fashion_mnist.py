@@ -27,14 +27,16 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hierarchy.metrics import format_table  # noqa: E402
+from hierarchy.metrics import format_table  # noqa: E402  (after the sys.path line)
 
 
 def run_child(cmd: list[str], log_path: Path) -> dict:
     """Run a command, returning its wall time and its own peak RSS (from wait4, not the machine's)."""
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        )
         _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed; see {log_path}")
@@ -48,9 +50,13 @@ def hierarchy_cmd(*args: str) -> list[str]:
 def test_metrics(run_dir: Path) -> dict:
     report = json.loads((run_dir / "test" / "metrics.json").read_text())
     fine = report["heads"]["fine"]
-    return {"fine_top1": fine["top1"], "coarse_top1": report["hierarchy"]["implied_coarse_top1"],
-            "coarse_head_top1": report["heads"]["coarse"]["top1"], "consistency": report["hierarchy"]["consistency"],
-            "fine_macro_f1": fine["macro_f1"]}
+    return {
+        "fine_top1": fine["top1"],
+        "coarse_top1": report["hierarchy"]["implied_coarse_top1"],
+        "coarse_head_top1": report["heads"]["coarse"]["top1"],
+        "consistency": report["hierarchy"]["consistency"],
+        "fine_macro_f1": fine["macro_f1"],
+    }
 
 
 def plain_timm(budget_s: float, limit: int, out: Path) -> dict:
@@ -67,14 +73,16 @@ limit = {limit} or len(train.images)
 n_val = limit // 10
 order = torch.randperm(limit, generator=torch.Generator().manual_seed(0))
 tr_idx = order[n_val:]
-aug = transforms.Compose([transforms.Resize(32), transforms.RandomCrop(32, padding=3), transforms.RandomHorizontalFlip(),
+aug = transforms.Compose([transforms.Resize(32), transforms.RandomCrop(32, padding=3),
+                          transforms.RandomHorizontalFlip(),
                           transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
 plain = transforms.Compose([transforms.Resize(32), transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
 class DS(torch.utils.data.Dataset):
     def __init__(s, imgs, labels, tf): s.imgs, s.labels, s.tf = imgs, labels, tf
     def __len__(s): return len(s.imgs)
     def __getitem__(s, i): return s.tf(Image.fromarray(s.imgs[i, 0].numpy())), int(s.labels[i])
-dl = torch.utils.data.DataLoader(DS(train.images[tr_idx], train.fine[tr_idx], aug), batch_size=128, shuffle=True, num_workers=2)
+dl = torch.utils.data.DataLoader(DS(train.images[tr_idx], train.fine[tr_idx], aug), batch_size=128, shuffle=True,
+                                 num_workers=2)
 model = timm.create_model("resnet10t", pretrained=False, num_classes=10, in_chans=1)
 opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
 start = time.time()
@@ -111,8 +119,12 @@ def main() -> None:
     work = ROOT / args.work
     work.mkdir(parents=True, exist_ok=True)
     quick = ["data.limit=3000", "train.epochs=1"] if args.quick else []
-    results = {"device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
-               "platform": platform.platform(), "torch": torch.__version__, "arms": {}}
+    results = {
+        "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "arms": {},
+    }
 
     # (a) the README's default job
     tag = time.strftime("%Y%m%d-%H%M%S")
@@ -128,9 +140,21 @@ def main() -> None:
     # (b) flat fine-only, same engine, same total epochs
     b_dir = work / f"flat-{tag}"
     total_epochs = 1 if args.quick else coarse_epochs + fine_epochs
-    b = run_child(hierarchy_cmd("run", "--stage", "fine", "--run-dir", str(b_dir), "init_from=none",
-                                "hierarchy.rule=flat", "train.loss_weights={coarse: 0.0, fine: 1.0}",
-                                *quick, f"train.epochs={total_epochs}"), work / f"b-{tag}.log")
+    b = run_child(
+        hierarchy_cmd(
+            "run",
+            "--stage",
+            "fine",
+            "--run-dir",
+            str(b_dir),
+            "init_from=none",
+            "hierarchy.rule=flat",
+            "train.loss_weights={coarse: 0.0, fine: 1.0}",
+            *quick,
+            f"train.epochs={total_epochs}",
+        ),
+        work / f"b-{tag}.log",
+    )
     evaluation = run_child(hierarchy_cmd("eval", "--model", str(b_dir)), work / f"b-eval-{tag}.log")
     b["wall_s"] = round(b["wall_s"] + evaluation["wall_s"], 1)  # (a) includes its test evaluation too
     b.update(test_metrics(b_dir))
@@ -150,16 +174,19 @@ def main() -> None:
     rows = [{"arm": name, **m} for name, m in results["arms"].items()]
     table = format_table(rows, ["arm", "fine_top1", "coarse_top1", "consistency", "epochs", "wall_s", "peak_rss_mb"])
     a_, c_ = results["arms"]["(a) hierarchy coarse→fine"], results["arms"]["(c) plain timm loop, same wall clock"]
-    summary = (f"\n\ndevice: {results['device']}; test split: 10,000 images never used for training or tuning.\n"
-               f"(a) vs (c): fine top-1 {a_['fine_top1'] - c_['fine_top1']:+.4f}, "
-               f"coarse top-1 {a_['coarse_top1'] - c_['coarse_top1']:+.4f}, wall-clock ratio "
-               f"{a_['wall_s'] / c_['wall_s']:.2f}")
+    summary = (
+        f"\n\ndevice: {results['device']}; test split: 10,000 images never used for training or tuning.\n"
+        f"(a) vs (c): fine top-1 {a_['fine_top1'] - c_['fine_top1']:+.4f}, "
+        f"coarse top-1 {a_['coarse_top1'] - c_['coarse_top1']:+.4f}, wall-clock ratio "
+        f"{a_['wall_s'] / c_['wall_s']:.2f}"
+    )
     print(table + summary)
     name = "fashion_mnist_quick" if args.quick else "fashion_mnist"
     (ROOT / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(results, indent=2))
     (ROOT / "benchmarks" / "results" / f"{name}.md").write_text(
         "# Fashion-MNIST: hierarchy vs flat vs plain timm\n\n"
-        f"`python benchmarks/fashion_mnist.py` on {time.strftime('%Y-%m-%d')}\n\n" + table + summary + "\n")
+        f"`python benchmarks/fashion_mnist.py` on {time.strftime('%Y-%m-%d')}\n\n" + table + summary + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -44,11 +44,15 @@ def load_checkpoint(path: str | Path, prefer: str = "best.pt") -> dict[str, Any]
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UserError(f"cannot load checkpoint {path} ({type(exc).__name__}: {exc}). Is it a hierarchy checkpoint?") from None
+        raise UserError(
+            f"cannot load checkpoint {path} ({type(exc).__name__}: {exc}). Is it a hierarchy checkpoint?"
+        ) from None
     if not isinstance(state, dict) or "model" not in state or "taxonomy" not in state:
         raise UserError(f"{path} is not a hierarchy checkpoint (no model/taxonomy entries)")
     if state.get("format_version", 0) > FORMAT_VERSION:
-        raise UserError(f"{path} has format {state['format_version']}; this version reads up to {FORMAT_VERSION}: upgrade")
+        raise UserError(
+            f"{path} has format {state['format_version']}; this version reads up to {FORMAT_VERSION}: upgrade"
+        )
     state["path"] = str(path)
     return state
 

@@ -23,7 +23,7 @@ def config_help() -> str:
     from hierarchy import config
 
     source = Path(config.__file__).read_text(encoding="utf-8")
-    comments = dict(re.findall(r"^\s+(\w+): [^=]+= .*?  # (.*)$", source, flags=re.M))
+    comments = dict(re.findall(r"^\s+(\w+): [^=]+= .*?  # (.*)$", source, flags=re.MULTILINE))
     lines = []
 
     def walk(obj: object, prefix: str) -> None:
@@ -45,7 +45,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.stage == "all":
         if args.config:
-            raise UserError("--config is per stage; with --stage all put settings in configs/coarse.yaml and configs/fine.yaml")
+            raise UserError(
+                "--config is per stage; with --stage all put settings in configs/coarse.yaml and configs/fine.yaml"
+            )
         pipeline.run(overrides, run_dir=args.run_dir)
         return 0
     if args.stage not in STAGES:
@@ -72,7 +74,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UserError("eval takes data.* settings only (e.g. data.root=DIR); the model's own settings are fixed")
     apply(cfg, data_overrides)
     taxonomy = build_taxonomy(state["taxonomy"], source=state["path"])
-    dataset = build_test(cfg.data, taxonomy) if args.split == "test" else build_splits(cfg.data, taxonomy, cfg.train.seed)[1]
+    dataset = (
+        build_test(cfg.data, taxonomy) if args.split == "test" else build_splits(cfg.data, taxonomy, cfg.train.seed)[1]
+    )
     out = Path(args.out) if args.out else Path(state["path"]).parent.parent / args.split
     report = evaluate_checkpoint(state, dataset, out, args.split, args.device)
     print(format_report(report))

@@ -116,9 +116,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return value
     elif isinstance(default, str):
         return "" if value is None else str(value)
-    elif isinstance(default, dict):
-        if isinstance(value, dict):
-            return dict(value)
+    elif isinstance(default, dict) and isinstance(value, dict):
+        return dict(value)
     raise UserError(f"config key {key!r} expects a {type(default).__name__}, got {value!r}")
 
 

@@ -67,8 +67,12 @@ def class_weights(dataset: Any, heads: dict[str, int]) -> dict[str, torch.Tensor
     return weights
 
 
-def compute_loss(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], cfg: TrainConfig,
-                 weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+def compute_loss(
+    logits: dict[str, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+    cfg: TrainConfig,
+    weights: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Weighted sum of per-head cross-entropies; targets of -1 (label unknown at that level) are ignored."""
     total = 0.0
     for head, out in logits.items():
@@ -84,15 +88,31 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, cfg: TrainConfig, device: torch.device,
-                    epoch: int, skips: SkipLog, weights: dict[str, torch.Tensor] | None = None,
-                    channels_last: bool = True) -> dict[str, float]:
+def train_one_epoch(
+    model: nn.Module,
+    loader,
+    optimizer,
+    scheduler,
+    cfg: TrainConfig,
+    device: torch.device,
+    epoch: int,
+    skips: SkipLog,
+    weights: dict[str, torch.Tensor] | None = None,
+    channels_last: bool = True,
+) -> dict[str, float]:
     model.train()
     generator = epoch_generator(cfg.seed, epoch)
     torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
     seen, loss_sum, start = 0, 0.0, time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, file=sys.stderr, unit="batch",
-               mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=None)
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        leave=False,
+        file=sys.stderr,
+        unit="batch",
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        disable=None,
+    )
     for batch in bar:
         skips.add(batch.skipped)
         if not batch.sources:
@@ -109,15 +129,24 @@ def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, cfg: TrainCo
         scheduler.step()
         seen += len(batch.sources)
         loss_sum += loss.item() * len(batch.sources)
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
+        bar.set_postfix(
+            loss=f"{loss_sum / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False
+        )
     bar.close()
     elapsed = time.perf_counter() - start
     return {"train/loss": loss_sum / max(1, seen), "train/images_per_s": seen / max(elapsed, 1e-9)}
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, device: torch.device, amp: bool = True, channels_last: bool = True,
-            skips: SkipLog | None = None, tta_flip: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
+def predict(
+    model: nn.Module,
+    loader,
+    device: torch.device,
+    amp: bool = True,
+    channels_last: bool = True,
+    skips: SkipLog | None = None,
+    tta_flip: bool = False,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
     """Logits for every readable image: ``({head: (N, K)}, {level: (N,)} targets, sources)``."""
     model.eval()
     logits: dict[str, list[torch.Tensor]] = {}
@@ -142,11 +171,13 @@ def predict(model: nn.Module, loader, device: torch.device, amp: bool = True, ch
     return ({k: torch.cat(v) for k, v in logits.items()}, {k: torch.cat(v) for k, v in targets.items()}, sources)
 
 
-def validate(model: nn.Module, loader, taxonomy: Taxonomy, cfg: Config, device: torch.device,
-             skips: SkipLog) -> dict[str, float]:
+def validate(
+    model: nn.Module, loader, taxonomy: Taxonomy, cfg: Config, device: torch.device, skips: SkipLog
+) -> dict[str, float]:
     """Top-1 per level on the validation split, with the configured hierarchy rule."""
-    logits, targets, _ = predict(model, loader, device, cfg.train.amp, cfg.model.channels_last, skips,
-                                 cfg.model.tta_flip)
+    logits, targets, _ = predict(
+        model, loader, device, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip
+    )
     probs = decode(logits, taxonomy, cfg.hierarchy.rule)
     out = {}
     for level in ("coarse", "fine"):
@@ -177,8 +208,17 @@ def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
-def fit(model: nn.Module, train_set, val_set, cfg: Config, taxonomy: Taxonomy, run_dir: Path,
-        device: torch.device, main_metric: str, resume_state: dict[str, Any] | None = None) -> dict[str, Any]:
+def fit(
+    model: nn.Module,
+    train_set,
+    val_set,
+    cfg: Config,
+    taxonomy: Taxonomy,
+    run_dir: Path,
+    device: torch.device,
+    main_metric: str,
+    resume_state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train for ``cfg.train.epochs``, saving ``last.pt`` every epoch and ``best.pt`` on a better ``main_metric``.
 
     Returns:
@@ -207,24 +247,43 @@ def fit(model: nn.Module, train_set, val_set, cfg: Config, taxonomy: Taxonomy, r
         started = time.time()
         loader = build_loader(train_set, tc.batch_size, cfg.data.workers, shuffle_seed=tc.seed * 100_003 + epoch)
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "backbone_frozen": int(frozen)}
-        row.update(train_one_epoch(model, loader, optimizer, scheduler, tc, device, epoch, skips, weights,
-                                   cfg.model.channels_last))
+        row.update(
+            train_one_epoch(
+                model, loader, optimizer, scheduler, tc, device, epoch, skips, weights, cfg.model.channels_last
+            )
+        )
         row.update(validate(model, val_loader, taxonomy, cfg, device, skips))
         row["time"] = round(time.time() - started, 2)
         history.append(row)
         improved = row[main_metric] > best
         best = max(best, row[main_metric])
         state = {
-            "stage": cfg.stage, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "epoch": epoch, "best_metric": best, "history": history,
-            "config": to_dict(cfg), "taxonomy": taxonomy.to_dict(), "heads": heads,
+            "stage": cfg.stage,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "best_metric": best,
+            "history": history,
+            "config": to_dict(cfg),
+            "taxonomy": taxonomy.to_dict(),
+            "heads": heads,
         }
         save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
         if improved:
             save_checkpoint(run_dir / "checkpoints" / "best.pt", {**state, "optimizer": {}, "scheduler": {}})
         write_metrics_csv(history, run_dir / "metrics.csv")
-        log.info("epoch %d/%d  loss %.4f  %s %.4f  %.0f img/s  %.0fs%s", epoch + 1, tc.epochs, row["train/loss"],
-                 main_metric, row[main_metric], row["train/images_per_s"], row["time"], "  (best)" if improved else "")
+        log.info(
+            "epoch %d/%d  loss %.4f  %s %.4f  %.0f img/s  %.0fs%s",
+            epoch + 1,
+            tc.epochs,
+            row["train/loss"],
+            main_metric,
+            row[main_metric],
+            row["train/images_per_s"],
+            row["time"],
+            "  (best)" if improved else "",
+        )
     set_backbone_trainable(model, True)
     if len(skips):
         log.warning("%d unreadable image(s) were skipped; see the warnings above", len(skips))

@@ -33,8 +33,16 @@ def model_from_checkpoint(state: dict[str, Any], device: torch.device) -> torch.
     return model.to(device).to(memory_format=torch.channels_last)
 
 
-def evaluate_checkpoint(state: dict[str, Any], dataset, out_dir: Path, split: str, device: str = "auto",
-                        batch_size: int = 256, workers: int = -1, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(
+    state: dict[str, Any],
+    dataset,
+    out_dir: Path,
+    split: str,
+    device: str = "auto",
+    batch_size: int = 256,
+    workers: int = -1,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Predict ``dataset`` with a checkpoint and write the report files into ``out_dir``.
 
     Writes ``metrics.json`` (with ``extra`` merged in), ``confusion_<head>.{png,csv}`` and
@@ -46,8 +54,9 @@ def evaluate_checkpoint(state: dict[str, Any], dataset, out_dir: Path, split: st
     model = model_from_checkpoint(state, dev)
     skips = SkipLog()
     loader = build_loader(dataset, batch_size, workers)
-    logits, targets, sources = predict(model, loader, dev, cfg.train.amp, cfg.model.channels_last, skips,
-                                      cfg.model.tta_flip)
+    logits, targets, sources = predict(
+        model, loader, dev, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip
+    )
     probs = {k: v.numpy() for k, v in decode(logits, taxonomy, cfg.hierarchy.rule).items()}
     target = {k: v.numpy() for k, v in targets.items()}
 
@@ -57,12 +66,22 @@ def evaluate_checkpoint(state: dict[str, Any], dataset, out_dir: Path, split: st
         if level in probs:
             names = taxonomy.names(level)
             heads[level] = classification_metrics(probs[level], target[level], names)
-            write_confusion(heads[level]["confusion"], names, out_dir / f"confusion_{level}",
-                            f"{taxonomy.titles[level]} ({split}, top-1 {heads[level]['top1']:.4f})")
+            write_confusion(
+                heads[level]["confusion"],
+                names,
+                out_dir / f"confusion_{level}",
+                f"{taxonomy.titles[level]} ({split}, top-1 {heads[level]['top1']:.4f})",
+            )
     report: dict[str, Any] = {
-        "split": split, "checkpoint": state.get("path", ""), "stage": state.get("stage", ""),
-        "taxonomy": taxonomy.name, "rule": cfg.hierarchy.rule, "n_images": len(sources),
-        "skipped_images": len(skips), "heads": heads, **(extra or {}),
+        "split": split,
+        "checkpoint": state.get("path", ""),
+        "stage": state.get("stage", ""),
+        "taxonomy": taxonomy.name,
+        "rule": cfg.hierarchy.rule,
+        "n_images": len(sources),
+        "skipped_images": len(skips),
+        "heads": heads,
+        **(extra or {}),
     }
     if "fine" in probs:
         report["hierarchy"] = hierarchical_metrics(probs["fine"], probs["coarse"], target["fine"], taxonomy)
@@ -72,8 +91,9 @@ def evaluate_checkpoint(state: dict[str, Any], dataset, out_dir: Path, split: st
     return report
 
 
-def write_predictions(path: Path, sources: list[str], probs: dict[str, np.ndarray], targets: dict[str, np.ndarray],
-                      taxonomy: Taxonomy) -> None:
+def write_predictions(
+    path: Path, sources: list[str], probs: dict[str, np.ndarray], targets: dict[str, np.ndarray], taxonomy: Taxonomy
+) -> None:
     levels = [lv for lv in ("coarse", "fine") if lv in probs]
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -90,8 +110,16 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One table row per head, plus the hierarchy figures for a fine model."""
     rows = []
     for level, m in report["heads"].items():
-        rows.append({"head": level, "top1": m["top1"], "top5": m.get("top5", ""), "macro_f1": m["macro_f1"],
-                     "mean_class_acc": m["mean_class_accuracy"], "n": m["n"]})
+        rows.append(
+            {
+                "head": level,
+                "top1": m["top1"],
+                "top5": m.get("top5", ""),
+                "macro_f1": m["macro_f1"],
+                "mean_class_acc": m["mean_class_accuracy"],
+                "n": m["n"],
+            }
+        )
     h = report.get("hierarchy")
     if h:
         rows.append({"head": "coarse implied by fine", "top1": h["implied_coarse_top1"], "n": report["n_images"]})
@@ -103,7 +131,9 @@ def format_report(report: dict[str, Any]) -> str:
     text += format_table(summary_rows(report), ["head", "top1", "top5", "macro_f1", "mean_class_acc", "n"])
     h = report.get("hierarchy")
     if h:
-        text += (f"\nhierarchy rule {report['rule']}: consistency {h['consistency']:.4f}, "
-                 f"mistake severity {h['mistake_severity']:.2f} (2 = sibling, 4 = other group), "
-                 f"sibling errors {h['sibling_error_share']:.1%}")
+        text += (
+            f"\nhierarchy rule {report['rule']}: consistency {h['consistency']:.4f}, "
+            f"mistake severity {h['mistake_severity']:.2f} (2 = sibling, 4 = other group), "
+            f"sibling errors {h['sibling_error_share']:.1%}"
+        )
     return text

@@ -25,7 +25,7 @@ def classification_metrics(probs: np.ndarray, targets: np.ndarray, names: tuple[
     pred = probs.argmax(1)
     p, r, f1, support = precision_recall_fscore_support(targets, pred, labels=labels, zero_division=0)
     present = support > 0
-    out: dict[str, Any] = {"n": int(len(targets)), "top1": float((pred == targets).mean()) if len(targets) else 0.0}
+    out: dict[str, Any] = {"n": len(targets), "top1": float((pred == targets).mean()) if len(targets) else 0.0}
     if len(names) > 5:
         top5 = np.argsort(-probs, axis=1)[:, :5]
         out["top5"] = float((top5 == targets[:, None]).any(1).mean())
@@ -89,8 +89,15 @@ def write_confusion(confusion: list[list[int]], names: tuple[str, ...], stem: Pa
     for i in range(len(names)):
         for j in range(len(names)):
             if matrix[i, j]:
-                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)

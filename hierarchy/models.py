@@ -69,7 +69,9 @@ def build_model(cfg: ModelConfig, heads: dict[str, int]) -> HierarchyNet:
         backbone = timm.create_model(cfg.backbone, pretrained=False, num_classes=0)
     except RuntimeError as exc:  # timm's "Unknown model"
         close = timm.list_models(f"*{cfg.backbone.split('_')[0]}*")[:8]
-        raise UserError(f"model.backbone={cfg.backbone!r} is not a timm model ({exc}). Similar names: {close}") from None
+        raise UserError(
+            f"model.backbone={cfg.backbone!r} is not a timm model ({exc}). Similar names: {close}"
+        ) from None
     if cfg.weights:
         load_backbone_weights(backbone, Path(cfg.weights).expanduser(), drop_prefixes=())
     elif cfg.pretrained:

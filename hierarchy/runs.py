@@ -65,8 +65,12 @@ def resume_state_for(cfg: Config, run_dir: Path) -> dict[str, Any] | None:
     return load_checkpoint(cfg.resume, prefer="last.pt")
 
 
-def train_stage(cfg: Config, heads_for: Callable[[Taxonomy], dict[str, int]],
-                initialise: Callable[[nn.Module, Config, Taxonomy], None] | None, main_metric: str) -> Path:
+def train_stage(
+    cfg: Config,
+    heads_for: Callable[[Taxonomy], dict[str, int]],
+    initialise: Callable[[nn.Module, Config, Taxonomy], None] | None,
+    main_metric: str,
+) -> Path:
     """The training recipe shared by the stages: run folder, data, model, init, fit, report.
 
     Args:
@@ -83,35 +87,53 @@ def train_stage(cfg: Config, heads_for: Callable[[Taxonomy], dict[str, int]],
     resume = resume_state_for(cfg, run_dir)
     if resume is not None:
         if resume.get("stage") != cfg.stage:
-            raise UserError(f"cannot resume the {cfg.stage} stage from a {resume.get('stage')} checkpoint ({resume['path']})")
+            raise UserError(
+                f"cannot resume the {cfg.stage} stage from a {resume.get('stage')} checkpoint ({resume['path']})"
+            )
         saved = from_dict(resume["config"])
         saved.resume, saved.run_dir = cfg.resume, str(run_dir)
         cfg = saved  # a resumed run keeps its own settings, so it ends exactly as the uninterrupted one would
     handler = attach_log_file(run_dir)
     try:
-        taxonomy = (load_taxonomy(cfg.data.taxonomy) if resume is None
-                    else build_taxonomy(resume["taxonomy"], source=f"checkpoint {resume['path']}"))
+        taxonomy = (
+            load_taxonomy(cfg.data.taxonomy)
+            if resume is None
+            else build_taxonomy(resume["taxonomy"], source=f"checkpoint {resume['path']}")
+        )
         save_config(cfg, run_dir / "config.yaml")
         save_taxonomy(taxonomy, run_dir / "taxonomy.yaml")
         seed_everything(cfg.train.seed)
         device = select_device(cfg.train.device)
-        train_set, val_set = build_splits(cfg.data, taxonomy, cfg.train.seed)
-        log.info("%s stage: %d training and %d validation images, device %s, run folder %s",
-                 cfg.stage, len(train_set), len(val_set), device, run_dir)
         model = build_model(cfg.model, heads_for(taxonomy))
         if resume is not None:
             model.load_state_dict(resume["model"])
         elif initialise is not None:
-            initialise(model, cfg, taxonomy)
+            initialise(model, cfg, taxonomy)  # before the data: a wrong checkpoint fails in a second
+        train_set, val_set = build_splits(cfg.data, taxonomy, cfg.train.seed)
+        log.info(
+            "%s stage: %d training and %d validation images, device %s, run folder %s",
+            cfg.stage,
+            len(train_set),
+            len(val_set),
+            device,
+            run_dir,
+        )
         model = model.to(device)
         if cfg.model.channels_last:
             model = model.to(memory_format=torch.channels_last)
         final = fit(model, train_set, val_set, cfg, taxonomy, run_dir, device, main_metric, resume)
         best = load_checkpoint(run_dir, prefer="best.pt")
         skipped = final.get("skipped", {})
-        report = evaluate_checkpoint(best, val_set, run_dir, "val", cfg.train.device, cfg.train.batch_size * 2,
-                                     cfg.data.workers, extra={"skipped_training_images": len(skipped),
-                                                              "skipped_files": skipped})
+        report = evaluate_checkpoint(
+            best,
+            val_set,
+            run_dir,
+            "val",
+            cfg.train.device,
+            cfg.train.batch_size * 2,
+            cfg.data.workers,
+            extra={"skipped_training_images": len(skipped), "skipped_files": skipped},
+        )
         log.info("best checkpoint on validation:\n%s", format_report(report))
     finally:
         logging.getLogger().removeHandler(handler)

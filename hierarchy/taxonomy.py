@@ -70,7 +70,8 @@ class Taxonomy:
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UserError(
             f"label {label!r} is not a {self.titles[level]} of taxonomy '{self.name}'.{hint} "
-            f"Valid {level} names: {', '.join(self.names(level))}. Add an alias to the taxonomy YAML if it is a variant."
+            f"Valid {level} names: {', '.join(self.names(level))}. "
+            "Add an alias to the taxonomy YAML if it is a variant."
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -30,12 +30,16 @@ def initialise(model: nn.Module, cfg: Config, taxonomy: Taxonomy) -> None:
         return
     source = cfg.init_from or newest_run("coarse")
     if source is None:
-        raise UserError("no coarse run found in artifacts/coarse/: run `hierarchy run --stage coarse` first, "
-                        "or set init_from=RUN_DIR_OR_CHECKPOINT")
+        raise UserError(
+            "no coarse run found in artifacts/coarse/: run `hierarchy run --stage coarse` first, "
+            "or set init_from=RUN_DIR_OR_CHECKPOINT"
+        )
     state = load_checkpoint(source)
     if state.get("stage") != "coarse":
-        raise UserError(f"init_from={source} is a {state.get('stage')!r} checkpoint; the fine stage starts from a "
-                        "coarse checkpoint (artifacts/coarse/<run>)")
+        raise UserError(
+            f"init_from={source} is a {state.get('stage')!r} checkpoint; the fine stage starts from a "
+            "coarse checkpoint (artifacts/coarse/<run>)"
+        )
     theirs = build_taxonomy(state["taxonomy"], source=f"checkpoint {state['path']}")
     if theirs.coarse != taxonomy.coarse:
         raise UserError(
@@ -43,12 +47,19 @@ def initialise(model: nn.Module, cfg: Config, taxonomy: Taxonomy) -> None:
             f"but this run uses '{taxonomy.name}' with {list(taxonomy.coarse)}. Use a coarse run of the same taxonomy."
         )
     if state["config"]["model"]["backbone"] != cfg.model.backbone:
-        raise UserError(f"init_from={source} has backbone {state['config']['model']['backbone']!r} but "
-                        f"model.backbone={cfg.model.backbone!r}: use the same backbone")
+        raise UserError(
+            f"init_from={source} has backbone {state['config']['model']['backbone']!r} but "
+            f"model.backbone={cfg.model.backbone!r}: use the same backbone"
+        )
     report = transfer_weights(model, state["model"])
-    log.info("transferred %d tensors from %s (backbone + coarse head); new: %s; shape mismatch: %s; unused: %s",
-             len(report["transferred"]), state["path"], report["new"] or "none", report["shape_mismatch"] or "none",
-             report["unused"] or "none")
+    log.info(
+        "transferred %d tensors from %s (backbone + coarse head); new: %s; shape mismatch: %s; unused: %s",
+        len(report["transferred"]),
+        state["path"],
+        report["new"] or "none",
+        report["shape_mismatch"] or "none",
+        report["unused"] or "none",
+    )
 
 
 def run(cfg: Config) -> Path:

@@ -1,8 +1,8 @@
 import pytest
 import torch
+from conftest import make_image_folder
 from PIL import Image
 
-from conftest import make_image_folder
 from hierarchy.config import DataConfig
 from hierarchy.data import build_loader, build_splits, build_test, fashion_mnist
 from hierarchy.data.images import SkipLog
@@ -64,8 +64,10 @@ def test_image_folder_with_aliases_and_corrupt_file(tmp_path):
     cfg = DataConfig(format="folder", root=str(root), image_size=24, val_fraction=0.2)
     train, val = build_splits(cfg, TAX, seed=0)
     assert len(train) + len(val) == 22
-    labels = {TAX.fine[f] if f >= 0 else "coarse:" + TAX.coarse[c] for f, c in zip(train.fine + val.fine,
-                                                                                   train.coarse + val.coarse)}
+    labels = {
+        TAX.fine[f] if f >= 0 else "coarse:" + TAX.coarse[c]
+        for f, c in zip(train.fine + val.fine, train.coarse + val.coarse)
+    }
     assert labels == {"Sneaker", "Trouser", "Bag", "coarse:shoe"}  # 'shoe' is a group: fine label unknown (-1)
     skips = SkipLog()
     seen = 0
@@ -77,7 +79,7 @@ def test_image_folder_with_aliases_and_corrupt_file(tmp_path):
         skips.add(batch.skipped)
         seen += len(batch.sources)
     assert seen == 20 and len(skips) == 2
-    assert set(p.rsplit("/", 1)[1] for p in skips.reasons) == {"broken.jpg", "empty.png"}
+    assert {p.rsplit("/", 1)[1] for p in skips.reasons} == {"broken.jpg", "empty.png"}
 
 
 def test_image_folder_unknown_label(tmp_path):
@@ -88,8 +90,12 @@ def test_image_folder_unknown_label(tmp_path):
 
 def test_csv_manifest_with_boxes_and_splits(tmp_path):
     make_image_folder(tmp_path, ["a"], per_class=3, size=(60, 40))
-    rows = ["path,label,x1,y1,x2,y2,split", "a/0.png,Coat,0,0,30,40,train", "a/1.png,4,,,,,train",
-            "a/2.png,ankle boot,10,10,50,30,test"]
+    rows = [
+        "path,label,x1,y1,x2,y2,split",
+        "a/0.png,Coat,0,0,30,40,train",
+        "a/1.png,4,,,,,train",
+        "a/2.png,ankle boot,10,10,50,30,test",
+    ]
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     cfg = DataConfig(format="csv", root=str(tmp_path / "m.csv"), image_size=16, val_fraction=0.5)
     train, val = build_splits(cfg, TAX, seed=0)

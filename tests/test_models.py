@@ -4,7 +4,7 @@ import torch
 from hierarchy.checkpoint import transfer_weights
 from hierarchy.config import ModelConfig
 from hierarchy.errors import UserError
-from hierarchy.models import OFFLINE_WEIGHTS, build_model, load_backbone_weights, resolve_offline_weights
+from hierarchy.models import OFFLINE_WEIGHTS, build_model, resolve_offline_weights
 
 
 def test_heads_from_taxonomy_sizes():

@@ -8,7 +8,17 @@ def test_fashion_mnist_tree():
     tax = load_taxonomy("fashion_mnist")
     assert tax.num_classes("coarse") == 6 and tax.num_classes("fine") == 10
     assert [tax.coarse[p] for p in tax.parents] == [
-        "top", "bottom", "top", "onepiece", "outer", "shoe", "top", "shoe", "bag", "shoe"]
+        "top",
+        "bottom",
+        "top",
+        "onepiece",
+        "outer",
+        "shoe",
+        "top",
+        "shoe",
+        "bag",
+        "shoe",
+    ]
     assert tax.lookup("ankle_boot") == 9 and tax.lookup("7") == 7
     assert [tax.fine[i] for i in tax.children(tax.lookup("shoe", "coarse"))] == ["Sandal", "Sneaker", "Ankle boot"]
 
@@ -23,8 +33,18 @@ def test_kfashion_styles_pin_23_under_10():
     assert tax.lookup("젠더리스/젠더플루이드") == tax.lookup("젠더리스")
     assert tax.coarse[tax.lookup("젠더플루이드", "coarse")] == "genderless"
     sizes = {c: len(tax.children(i)) for i, c in enumerate(tax.coarse)}
-    assert sizes == {"traditional": 2, "mannish": 2, "feminine": 3, "ethnic": 3, "contemporary": 3,
-                     "natural": 2, "genderless": 1, "sporty": 1, "subculture": 4, "casual": 2}
+    assert sizes == {
+        "traditional": 2,
+        "mannish": 2,
+        "feminine": 3,
+        "ethnic": 3,
+        "contemporary": 3,
+        "natural": 2,
+        "genderless": 1,
+        "sporty": 1,
+        "subculture": 4,
+        "casual": 2,
+    }
 
 
 def test_garment_categories():
@@ -48,8 +68,17 @@ def test_unknown_label_names_valid_ones():
         ({"name": "t", "coarse": ["a", "a"], "fine": [{"name": "x", "parent": "a"}]}, "duplicate class name 'a'"),
         ({"name": "t", "coarse": ["a"], "fine": [{"name": "x", "parent": "zzz"}]}, "orphan"),
         ({"name": "t", "coarse": ["a", "b"], "fine": [{"name": "x", "parent": "a"}]}, "without any fine class"),
-        ({"name": "t", "coarse": ["a"], "fine": [{"name": "x", "parent": "a", "aliases": ["k"]},
-                                                  {"name": "y", "parent": "a", "aliases": ["K"]}]}, "ambiguous alias"),
+        (
+            {
+                "name": "t",
+                "coarse": ["a"],
+                "fine": [
+                    {"name": "x", "parent": "a", "aliases": ["k"]},
+                    {"name": "y", "parent": "a", "aliases": ["K"]},
+                ],
+            },
+            "ambiguous alias",
+        ),
         ({"name": "t", "coarse": ["a"], "fine": [{"name": "x", "parent": "a"}], "extra": 1}, "unknown keys"),
     ],
 )

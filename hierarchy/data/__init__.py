@@ -54,8 +54,13 @@ def build_test(cfg: DataConfig, taxonomy: Taxonomy) -> Dataset:
     return load_split(cfg, "test", taxonomy)
 
 
-def build_loader(dataset: Dataset, batch_size: int, workers: int, shuffle_seed: int | None = None,
-                 sampler: torch.utils.data.Sampler | None = None) -> DataLoader:
+def build_loader(
+    dataset: Dataset,
+    batch_size: int,
+    workers: int,
+    shuffle_seed: int | None = None,
+    sampler: torch.utils.data.Sampler | None = None,
+) -> DataLoader:
     """A DataLoader over Batch objects; ``shuffle_seed`` fixes the order (seed + epoch) for exact resume."""
     if workers < 0:
         workers = 0 if getattr(dataset, "in_memory", False) else min(4, torch.get_num_threads())

@@ -29,8 +29,9 @@ def read_manifest(path: Path, label_column: str) -> pd.DataFrame:
     return frame
 
 
-def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, label_column: str = "label",
-         split_column: str = "split") -> ImageFiles | None:
+def load(
+    root: str, split: str, taxonomy: Taxonomy, image_size: int, label_column: str = "label", split_column: str = "split"
+) -> ImageFiles | None:
     """Rows of one split; None for val/test when the manifest has no split column."""
     path = Path(root).expanduser()
     frame = read_manifest(path, label_column)
@@ -40,7 +41,9 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, label_colum
             raise UserError(f"{path}: no rows with {split_column}=train")
     elif split != "train":
         if split == "test":
-            raise UserError(f"{path} has no '{split_column}' column: mark held-out rows {split_column}=test to evaluate")
+            raise UserError(
+                f"{path} has no '{split_column}' column: mark held-out rows {split_column}=test to evaluate"
+            )
         return None
     if frame.empty:
         return None if split == "val" else ImageFiles([], [], [], image_size)

@@ -68,7 +68,9 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int) -> TensorIm
     # The taxonomy maps the data set's label ids through aliases "0".."9", never by position.
     fine_of_label = torch.tensor([label_ids(taxonomy, str(i))[0] for i in range(10)])
     if (fine_of_label < 0).any():
-        raise UserError(f"taxonomy '{taxonomy.name}' must map the labels 0..9 to fine classes; use data.taxonomy=fashion_mnist")
+        raise UserError(
+            f"taxonomy '{taxonomy.name}' must map the labels 0..9 to fine classes; use data.taxonomy=fashion_mnist"
+        )
     labels = fine_of_label[labels]
     images = resize_square(images.unsqueeze(1), image_size)  # (N, 1, S, S): grey; expanded to RGB per batch
     parents = torch.tensor(taxonomy.parents)

@@ -36,7 +36,9 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int) -> ImageFil
     """Labelled files of one split; None when the split has no folder of its own (val is then carved)."""
     base = Path(root).expanduser()
     if not root or not base.is_dir():
-        raise UserError(f"image folder data.root={root!r} is not a folder. Set data.root=DIR with one sub-folder per label.")
+        raise UserError(
+            f"image folder data.root={root!r} is not a folder. Set data.root=DIR with one sub-folder per label."
+        )
     folder = split_folder(base, split) if has_split_folders(base) else (base if split == "train" else None)
     if folder is None:
         if split == "test":

@@ -51,7 +51,7 @@ class TensorImages(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, str]:
         return self.images[i], int(self.fine[i]), int(self.coarse[i]), f"{self.name}[{i}]"
 
-    def subset(self, indices: torch.Tensor) -> "TensorImages":
+    def subset(self, indices: torch.Tensor) -> TensorImages:
         return TensorImages(self.images[indices], self.fine[indices], self.coarse[indices], self.name)
 
 
@@ -81,7 +81,7 @@ class ImageFiles(Dataset):
             return None, path, f"{type(exc).__name__}: {exc}"
         return tensor, int(self.fine[i]), int(self.coarse[i]), path
 
-    def subset(self, indices: torch.Tensor) -> "ImageFiles":
+    def subset(self, indices: torch.Tensor) -> ImageFiles:
         pick = [int(i) for i in indices]
         return ImageFiles(
             [self.paths[i] for i in pick],

@@ -33,7 +33,7 @@ def letterbox(image: Image.Image, size: int, box: tuple[float, float, float, flo
     if box is not None:
         x1, y1, x2, y2 = box
         x1, y1 = max(0, int(x1)), max(0, int(y1))
-        x2, y2 = min(image.width, int(math.ceil(x2))), min(image.height, int(math.ceil(y2)))
+        x2, y2 = min(image.width, math.ceil(x2)), min(image.height, math.ceil(y2))
         if x2 - x1 < 2 or y2 - y1 < 2:
             raise ValueError(f"box {box} is empty inside a {image.width}x{image.height} image")
         image = image.crop((x1, y1, x2, y2))
@@ -52,7 +52,9 @@ def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
     out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8)
     for i in range(0, len(images), 4096):
         chunk = images[i : i + 4096].float()
-        out[i : i + 4096] = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True).round().clamp(0, 255)
+        out[i : i + 4096] = (
+            F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True).round().clamp(0, 255)
+        )
     return out
 
 

@@ -1,0 +1,194 @@
+"""End-to-end: the real `hierarchy` commands in real processes on the idx fixture."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT, tiny_overrides
+
+RUN_FILES = {
+    "config.yaml",
+    "taxonomy.yaml",
+    "train.log",
+    "metrics.csv",
+    "metrics.json",
+    "predictions_val.csv",
+    "checkpoints",
+}
+
+
+def hierarchy(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hierarchy", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def coarse_and_fine(fmnist_root, tmp_path_factory):
+    """One coarse run and one fine run from it, shared by the tests below."""
+    base = tmp_path_factory.mktemp("runs")
+    hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *tiny_overrides(fmnist_root, 2))
+    fine = hierarchy(
+        "run",
+        "--stage",
+        "fine",
+        "--run-dir",
+        str(base / "fine"),
+        f"init_from={base / 'coarse'}",
+        "train.freeze_backbone_epochs=1",
+        *tiny_overrides(fmnist_root, 2),
+    )
+    return base, fine
+
+
+def test_coarse_run_folder(coarse_and_fine):
+    base, _ = coarse_and_fine
+    run = base / "coarse"
+    assert RUN_FILES | {"confusion_coarse.png", "confusion_coarse.csv"} == {p.name for p in run.iterdir()}
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,lr,backbone_frozen,train/loss") and len(rows) == 3
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["stage"] == "coarse" and state["epoch"] == 1 and set(state["heads"]) == {"coarse"}
+    assert state["taxonomy"]["name"] == "fashion_mnist" and state["config"]["train"]["epochs"] == 2
+
+
+def test_fine_run_transfers_and_freezes(coarse_and_fine):
+    base, proc = coarse_and_fine
+    assert "transferred 86 tensors" in proc.stderr and "new: ['heads.fine.weight', 'heads.fine.bias']" in proc.stderr
+    rows = [r.split(",") for r in (base / "fine" / "metrics.csv").read_text().splitlines()]
+    frozen = rows[0].index("backbone_frozen")
+    assert [r[frozen] for r in rows[1:]] == ["1", "0"]
+    report = json.loads((base / "fine" / "metrics.json").read_text())
+    assert set(report["heads"]) == {"coarse", "fine"} and report["split"] == "val"
+    assert 0 <= report["hierarchy"]["consistency"] <= 1 and report["heads"]["fine"]["n"] == 40
+    assert (base / "fine" / "confusion_fine.png").stat().st_size > 1000
+
+
+def test_eval_on_held_out_test_split(coarse_and_fine):
+    base, _ = coarse_and_fine
+    proc = hierarchy("eval", "--model", str(base / "fine"))
+    assert "test split, 100 images" in proc.stdout and "coarse implied by fine" in proc.stdout
+    report = json.loads((base / "fine" / "test" / "metrics.json").read_text())
+    fine = report["heads"]["fine"]
+    assert fine["n"] == 100 and {"top1", "top5", "macro_f1", "mean_class_accuracy", "per_class"} <= set(fine)
+    assert {"implied_coarse_top1", "consistency", "mistake_severity"} <= set(report["hierarchy"])
+    assert len((base / "fine" / "test" / "predictions_test.csv").read_text().splitlines()) == 101
+    assert fine["top1"] > 0.3  # the patterns are learnable: far above the 0.1 of chance after 2 epochs
+
+
+def test_fine_from_another_taxonomy_is_refused(coarse_and_fine, fmnist_root, tmp_path):
+    base, _ = coarse_and_fine
+    proc = hierarchy(
+        "run",
+        "--stage",
+        "fine",
+        "--run-dir",
+        str(tmp_path / "f"),
+        f"init_from={base / 'coarse'}",
+        "data.taxonomy=kfashion_style",
+        *tiny_overrides(fmnist_root),
+        check=False,
+    )
+    assert proc.returncode == 2 and "trained on taxonomy 'fashion_mnist'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_fine_from_a_fine_checkpoint_is_refused(coarse_and_fine, fmnist_root, tmp_path):
+    base, _ = coarse_and_fine
+    proc = hierarchy(
+        "run",
+        "--stage",
+        "fine",
+        "--run-dir",
+        str(tmp_path / "f"),
+        f"init_from={base / 'fine'}",
+        *tiny_overrides(fmnist_root),
+        check=False,
+    )
+    assert proc.returncode == 2 and "is a 'fine' checkpoint" in proc.stderr
+
+
+def test_user_errors_are_one_line(fmnist_root, tmp_path):
+    proc = hierarchy("run", "--stage", "coarse", "train.epohcs=3", check=False)
+    assert proc.returncode == 2 and "Did you mean: train.epochs" in proc.stderr and "Traceback" not in proc.stderr
+    proc = hierarchy("run", "--stage", "coarse", f"data.root={tmp_path}", "--run-dir", str(tmp_path / "r"), check=False)
+    assert proc.returncode == 2 and "apt-get install dataset-fashion-mnist" in proc.stderr
+    proc = hierarchy("eval", "--model", str(tmp_path / "nowhere"), check=False)
+    assert proc.returncode == 2 and "no checkpoint at" in proc.stderr
+
+
+def test_help_lists_subcommands_and_keys():
+    assert "run" in hierarchy("--help").stdout and "--model" in hierarchy("eval", "--help").stdout
+    keys = hierarchy("run", "--help-config").stdout
+    for key in (
+        "data.format",
+        "data.root",
+        "data.limit",
+        "data.image_size",
+        "model.backbone",
+        "model.pretrained",
+        "model.weights",
+        "train.epochs",
+        "train.batch_size",
+        "train.lr",
+        "init_from",
+        "resume",
+    ):
+        assert key in keys
+
+
+def test_killed_run_resumes_to_the_same_result(fmnist_root, tmp_path):
+    """SIGKILL a real training process after its first epoch; resume=auto must end where a clean run ends."""
+    args = [*tiny_overrides(fmnist_root, 4), "model.backbone=resnet10t"]
+    hierarchy("run", "--stage", "coarse", "--run-dir", str(tmp_path / "clean"), *args)
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hierarchy", "run", "--stage", "coarse", "--run-dir", str(run), *args],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = run / "checkpoints" / "last.pt"
+    deadline = time.time() + 240
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = torch.load(last, weights_only=True)["epoch"]
+    assert done < 3, "the run finished before it could be killed"
+
+    again = hierarchy("run", "--stage", "coarse", "--run-dir", str(run), "resume=auto", *args)
+    assert f"resuming at epoch {done + 2} of 4" in again.stderr
+    clean = torch.load(tmp_path / "clean" / "checkpoints" / "last.pt", weights_only=True)
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["epoch"] == clean["epoch"] == 3
+    for key, value in clean["model"].items():
+        assert torch.allclose(value.float(), resumed["model"][key].float(), atol=1e-5), key
+    epochs = [r.split(",")[0] for r in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3"]
+
+
+def test_existing_run_folder_is_never_overwritten(coarse_and_fine, fmnist_root):
+    base, _ = coarse_and_fine
+    proc = hierarchy(
+        "run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *tiny_overrides(fmnist_root), check=False
+    )
+    assert proc.returncode == 2 and "resume=auto" in proc.stderr
