@@ -41,18 +41,19 @@ def evaluate_checkpoint(
     device: str = "auto",
     batch_size: int = 256,
     workers: int = -1,
-    extra: dict[str, Any] | None = None,
+    already_skipped: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Predict ``dataset`` with a checkpoint and write the report files into ``out_dir``.
 
-    Writes ``metrics.json`` (with ``extra`` merged in), ``confusion_<head>.{png,csv}`` and
-    ``predictions_<split>.csv``.
+    Writes ``metrics.json``, ``confusion_<head>.{png,csv}`` and ``predictions_<split>.csv``. Unreadable files
+    are counted once each, together with ``already_skipped`` (those met while training, for a run's report).
     """
     cfg = from_dict(state["config"])
     taxonomy = build_taxonomy(state["taxonomy"], source=f"checkpoint {state.get('path', '')}")
     dev = select_device(device)
     model = model_from_checkpoint(state, dev)
     skips = SkipLog()
+    skips.reasons.update(already_skipped or {})
     loader = build_loader(dataset, batch_size, workers)
     logits, targets, sources = predict(
         model, loader, dev, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip
@@ -80,8 +81,8 @@ def evaluate_checkpoint(
         "rule": cfg.hierarchy.rule,
         "n_images": len(sources),
         "skipped_images": len(skips),
+        "skipped_files": skips.reasons,
         "heads": heads,
-        **(extra or {}),
     }
     if "fine" in probs:
         report["hierarchy"] = hierarchical_metrics(probs["fine"], probs["coarse"], target["fine"], taxonomy)

@@ -123,7 +123,6 @@ def train_stage(
             model = model.to(memory_format=torch.channels_last)
         final = fit(model, train_set, val_set, cfg, taxonomy, run_dir, device, main_metric, resume)
         best = load_checkpoint(run_dir, prefer="best.pt")
-        skipped = final.get("skipped", {})
         report = evaluate_checkpoint(
             best,
             val_set,
@@ -132,7 +131,7 @@ def train_stage(
             cfg.train.device,
             cfg.train.batch_size * 2,
             cfg.data.workers,
-            extra={"skipped_training_images": len(skipped), "skipped_files": skipped},
+            already_skipped=final.get("skipped", {}),
         )
         log.info("best checkpoint on validation:\n%s", format_report(report))
     finally:

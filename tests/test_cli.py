@@ -192,3 +192,31 @@ def test_existing_run_folder_is_never_overwritten(coarse_and_fine, fmnist_root):
         "run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *tiny_overrides(fmnist_root), check=False
     )
     assert proc.returncode == 2 and "resume=auto" in proc.stderr
+
+
+def test_folder_run_skips_and_counts_a_corrupt_image(tmp_path):
+    from conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "imgs", ["Sneaker", "Sandal", "Coat", "Trouser"], per_class=6)
+    (root / "Coat" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    run = tmp_path / "run"
+    proc = hierarchy(
+        "run",
+        "--stage",
+        "coarse",
+        "--run-dir",
+        str(run),
+        "data.format=folder",
+        f"data.root={root}",
+        "train.epochs=1",
+        "train.batch_size=8",
+        "data.val_fraction=0.25",
+        "data.workers=1",
+    )
+    assert proc.stderr.count("skipping unreadable image") == 1 and "truncated.jpg" in proc.stderr
+    report = json.loads((run / "metrics.json").read_text())
+    assert report["skipped_images"] == 1 and list(report["skipped_files"])[0].endswith("truncated.jpg")
+    assert report["heads"]["coarse"]["n"] in (5, 6)  # 6 validation files, one of which may be the corrupt one
+    assert "truncated.jpg" not in (run / "predictions_val.csv").read_text()
+    evaluated = hierarchy("eval", "--model", str(run), "--split", "val")
+    assert "| coarse |" in evaluated.stdout and "implied" not in evaluated.stdout

@@ -118,16 +118,19 @@ def collate(samples: list) -> Batch:
 
 
 class SkipLog:
-    """Warn once per unreadable file and count them for the run summary."""
+    """Count unreadable files for a summary; warn once per file per process (not once per epoch or pass)."""
+
+    warned: set[str] = set()
 
     def __init__(self) -> None:
         self.reasons: dict[str, str] = {}
 
     def add(self, skipped: list[tuple[str, str]]) -> None:
         for path, reason in skipped:
-            if path not in self.reasons:
+            if path not in SkipLog.warned:
                 log.warning("skipping unreadable image %s (%s)", path, reason)
-                self.reasons[path] = reason
+                SkipLog.warned.add(path)
+            self.reasons[path] = reason
 
     def __len__(self) -> int:
         return len(self.reasons)

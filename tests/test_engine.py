@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from hierarchy.config import TrainConfig
+from hierarchy.data.images import TensorImages
+from hierarchy.engine import build_scheduler, class_weights, compute_loss
+
+
+def lrs(cfg: TrainConfig, steps_per_epoch: int = 10) -> list[float]:
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched = build_scheduler(opt, cfg, steps_per_epoch)
+    out = []
+    for _ in range(cfg.epochs * steps_per_epoch):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_warmup_then_cosine():
+    values = lrs(TrainConfig(epochs=4, lr=1.0, warmup_epochs=1))
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)  # 10 warm-up steps
+    assert values[10] == pytest.approx(1.0) and values[-1] < 0.01
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+
+
+def test_step_schedule():
+    values = lrs(TrainConfig(epochs=6, lr=1.0, warmup_epochs=0, schedule="step", step_epochs=2, step_gamma=0.1))
+    assert values[5] == pytest.approx(1.0) and values[25] == pytest.approx(0.1) and values[45] == pytest.approx(0.01)
+
+
+def test_class_weights_inverse_frequency():
+    fine = torch.tensor([0, 0, 0, 1])
+    data = TensorImages(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), fine, torch.tensor([0, 0, 0, 1]), "t")
+    w = class_weights(data, {"fine": 3, "coarse": 2})
+    assert w["fine"].tolist() == pytest.approx([0.5, 1.5, 0.0])  # 4/3 and 4/1, mean 1 over present classes
+
+
+def test_loss_ignores_unknown_labels_and_weights_heads():
+    logits = {"coarse": torch.tensor([[2.0, 0.0]]), "fine": torch.tensor([[0.0, 1.0, 0.0]])}
+    cfg = TrainConfig(label_smoothing=0.0, loss_weights={"coarse": 0.0, "fine": 1.0})
+    only_fine = compute_loss(logits, {"coarse": torch.tensor([0]), "fine": torch.tensor([1])}, cfg)
+    assert float(only_fine) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits["fine"], torch.tensor([1])))
+    )
+    cfg.loss_weights = {"coarse": 1.0, "fine": 1.0}
+    coarse_only = compute_loss(logits, {"coarse": torch.tensor([0]), "fine": torch.tensor([-1])}, cfg)
+    assert float(coarse_only) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits["coarse"], torch.tensor([0])))
+    )
