@@ -62,17 +62,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from hierarchy.checkpoint import load_checkpoint
-    from hierarchy.config import apply, from_dict, parse_overrides
+    from hierarchy.config import apply, from_dict, parse_overrides, to_dict
     from hierarchy.data import build_splits, build_test
     from hierarchy.evaluate import evaluate_checkpoint, format_report
     from hierarchy.taxonomy import build_taxonomy
 
     state = load_checkpoint(args.model)
     cfg = from_dict(state["config"])
-    data_overrides = parse_overrides(args.overrides)
-    if set(data_overrides) - {"data"}:
-        raise UserError("eval takes data.* settings only (e.g. data.root=DIR); the model's own settings are fixed")
-    apply(cfg, data_overrides)
+    overrides = parse_overrides(args.overrides)
+    if set(overrides) - {"data", "hierarchy"}:
+        raise UserError("eval takes data.* and hierarchy.* settings only (e.g. data.root=DIR hierarchy.rule=mask)")
+    apply(cfg, overrides)
+    state["config"] = to_dict(cfg)  # the decoding rule and data location used for this report
     taxonomy = build_taxonomy(state["taxonomy"], source=state["path"])
     dataset = (
         build_test(cfg.data, taxonomy) if args.split == "test" else build_splits(cfg.data, taxonomy, cfg.train.seed)[1]
@@ -101,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="test", choices=["test", "val"], help="test (default) or val")
     ev.add_argument("--out", help="report folder (default: <run>/<split>)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    ev.add_argument("overrides", nargs="*", metavar="data.key=value", help="e.g. data.root=DIR where the data moved")
+    ev.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="data.* or hierarchy.*, e.g. data.root=DIR hierarchy.rule=mask",
+    )
     ev.set_defaults(func=cmd_eval)
     return parser
 
@@ -109,7 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm must never wait on a model hub
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value pairs may stand before or after options; argparse alone would refuse the ones after.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if a.startswith("-") or "=" not in a]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     if getattr(args, "help_config", False):
         print(config_help())
         return 0

@@ -116,8 +116,15 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return value
     elif isinstance(default, str):
         return "" if value is None else str(value)
-    elif isinstance(default, dict) and isinstance(value, dict):
-        return dict(value)
+    elif isinstance(default, dict):  # {name: number}, e.g. per-head loss weights
+        if isinstance(value, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        ):
+            return {str(k): float(v) for k, v in value.items()}
+        raise UserError(
+            f"config key {key!r} expects a mapping of names to numbers, e.g. {key}='{{coarse: 0.5, fine: 1.0}}' "
+            f"(a space after each colon), got {value!r}"
+        )
     raise UserError(f"config key {key!r} expects a {type(default).__name__}, got {value!r}")
 
 

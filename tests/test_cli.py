@@ -125,7 +125,7 @@ def test_fine_from_a_fine_checkpoint_is_refused(coarse_and_fine, fmnist_root, tm
 
 
 def test_user_errors_are_one_line(fmnist_root, tmp_path):
-    proc = hierarchy("run", "--stage", "coarse", "train.epohcs=3", check=False)
+    proc = hierarchy("run", "train.epohcs=3", "--stage", "coarse", check=False)  # key=value before an option
     assert proc.returncode == 2 and "Did you mean: train.epochs" in proc.stderr and "Traceback" not in proc.stderr
     proc = hierarchy("run", "--stage", "coarse", f"data.root={tmp_path}", "--run-dir", str(tmp_path / "r"), check=False)
     assert proc.returncode == 2 and "apt-get install dataset-fashion-mnist" in proc.stderr

@@ -30,6 +30,8 @@ def test_unknown_key_suggests_closest():
 def test_wrong_type_is_rejected():
     with pytest.raises(UserError, match="expects a int"):
         load_config("coarse", overrides=["train.epochs=many"])
+    with pytest.raises(UserError, match="a space after each colon"):
+        load_config("fine", overrides=["train.loss_weights={coarse:0.5,fine:1}"])
     with pytest.raises(UserError, match="not key=value"):
         parse_overrides(["train.epochs"])
 
