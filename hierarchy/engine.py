@@ -101,6 +101,8 @@ def train_one_epoch(
     channels_last: bool = True,
 ) -> dict[str, float]:
     model.train()
+    if not any(p.requires_grad for p in model.backbone.parameters()):
+        model.backbone.eval()  # a frozen backbone keeps its batch-norm statistics too
     generator = epoch_generator(cfg.seed, epoch)
     torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
     seen, loss_sum, start = 0, 0.0, time.perf_counter()
@@ -222,7 +224,7 @@ def fit(
     """Train for ``cfg.train.epochs``, saving ``last.pt`` every epoch and ``best.pt`` on a better ``main_metric``.
 
     Returns:
-        The final checkpoint state (without optimizer) plus ``skipped``: unreadable files seen.
+        The last epoch's checkpoint state plus ``skipped``: {path: reason} of the unreadable files met.
     """
     tc = cfg.train
     heads = {name: head.out_features for name, head in model.heads.items()}

@@ -92,36 +92,21 @@ def test_eval_on_held_out_test_split(coarse_and_fine):
     assert fine["top1"] > 0.3  # the patterns are learnable: far above the 0.1 of chance after 2 epochs
 
 
-def test_fine_from_another_taxonomy_is_refused(coarse_and_fine, fmnist_root, tmp_path):
+@pytest.mark.parametrize(
+    "source, extra, message",
+    [
+        ("coarse", ["data.taxonomy=kfashion_style"], "trained on taxonomy 'fashion_mnist'"),
+        ("fine", [], "is a 'fine' checkpoint"),
+        ("coarse", ["model.backbone=resnet18"], "has backbone 'resnet10t'"),
+    ],
+)
+def test_fine_from_an_unfitting_checkpoint_is_refused(coarse_and_fine, fmnist_root, tmp_path, source, extra, message):
     base, _ = coarse_and_fine
     proc = hierarchy(
-        "run",
-        "--stage",
-        "fine",
-        "--run-dir",
-        str(tmp_path / "f"),
-        f"init_from={base / 'coarse'}",
-        "data.taxonomy=kfashion_style",
-        *tiny_overrides(fmnist_root),
-        check=False,
-    )
-    assert proc.returncode == 2 and "trained on taxonomy 'fashion_mnist'" in proc.stderr
-    assert "Traceback" not in proc.stderr
-
-
-def test_fine_from_a_fine_checkpoint_is_refused(coarse_and_fine, fmnist_root, tmp_path):
-    base, _ = coarse_and_fine
-    proc = hierarchy(
-        "run",
-        "--stage",
-        "fine",
-        "--run-dir",
-        str(tmp_path / "f"),
-        f"init_from={base / 'fine'}",
-        *tiny_overrides(fmnist_root),
-        check=False,
-    )
-    assert proc.returncode == 2 and "is a 'fine' checkpoint" in proc.stderr
+        "run", "--stage", "fine", "--run-dir", str(tmp_path / "f"), f"init_from={base / source}",
+        *extra, *tiny_overrides(fmnist_root), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_user_errors_are_one_line(fmnist_root, tmp_path):
@@ -220,3 +205,23 @@ def test_folder_run_skips_and_counts_a_corrupt_image(tmp_path):
     assert "truncated.jpg" not in (run / "predictions_val.csv").read_text()
     evaluated = hierarchy("eval", "--model", str(run), "--split", "val")
     assert "| coarse |" in evaluated.stdout and "implied" not in evaluated.stdout
+
+
+def test_frozen_backbone_is_the_transferred_one(coarse_and_fine, fmnist_root, tmp_path):
+    base, _ = coarse_and_fine
+    run = tmp_path / "frozen"
+    hierarchy(
+        "run",
+        "--stage",
+        "fine",
+        "--run-dir",
+        str(run),
+        f"init_from={base / 'coarse'}",
+        "train.freeze_backbone_epochs=1",
+        *tiny_overrides(fmnist_root, 1),
+    )
+    coarse = torch.load(base / "coarse" / "checkpoints" / "best.pt", weights_only=True)["model"]
+    fine = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    backbone = [k for k in coarse if k.startswith("backbone.")]
+    assert len(backbone) > 50 and all(torch.equal(coarse[k], fine[k]) for k in backbone)  # incl. BN statistics
+    assert not torch.equal(coarse["heads.coarse.weight"], fine["heads.coarse.weight"])  # the heads did train
