@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,13 @@ def load_checkpoint(path: str | Path, prefer: str = "best.pt") -> dict[str, Any]
     path = find_checkpoint(path, prefer)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(
-            f"cannot load checkpoint {path} ({type(exc).__name__}: {exc}). Is it a hierarchy checkpoint?"
-        ) from None
+    except Exception:  # pickle, zip or torch errors: all mean "not a checkpoint we can read safely"
+        reason = (
+            "it holds objects other than tensors and plain values, which are never unpickled"
+            if zipfile.is_zipfile(path)
+            else "it is not a file written by torch.save"
+        )
+        raise UserError(f"cannot load checkpoint {path}: {reason}. Give a hierarchy run folder or .pt file") from None
     if not isinstance(state, dict) or "model" not in state or "taxonomy" not in state:
         raise UserError(f"{path} is not a hierarchy checkpoint (no model/taxonomy entries)")
     if state.get("format_version", 0) > FORMAT_VERSION:

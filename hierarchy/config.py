@@ -128,6 +128,9 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     raise UserError(f"config key {key!r} expects a {type(default).__name__}, got {value!r}")
 
 
+CHOICES = {"hierarchy.rule": ("product", "mask", "flat"), "train.schedule": ("cosine", "step")}
+
+
 def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
     """Apply a nested dict of values to a config dataclass in place, rejecting unknown keys."""
     for key, value in values.items():
@@ -140,7 +143,10 @@ def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
                 raise UserError(f"config key {dotted!r} is a section; set its keys, e.g. {dotted}.<key>=…")
             apply(current, value, dotted + ".")
         else:
-            setattr(cfg, key, _coerce(dotted, value, current))
+            value = _coerce(dotted, value, current)
+            if dotted in CHOICES and value not in CHOICES[dotted]:
+                raise UserError(f"{dotted}={value!r} is not one of {', '.join(CHOICES[dotted])}")
+            setattr(cfg, key, value)
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

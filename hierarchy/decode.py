@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import torch
 
+from hierarchy.config import CHOICES
 from hierarchy.errors import UserError
 from hierarchy.taxonomy import Taxonomy
 
-RULES = ("product", "mask", "flat")
+RULES = CHOICES["hierarchy.rule"]
 
 
 def group_matrix(taxonomy: Taxonomy, device: torch.device | str = "cpu") -> torch.Tensor:

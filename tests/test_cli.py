@@ -116,6 +116,8 @@ def test_user_errors_are_one_line(fmnist_root, tmp_path):
     assert proc.returncode == 2 and "apt-get install dataset-fashion-mnist" in proc.stderr
     proc = hierarchy("eval", "--model", str(tmp_path / "nowhere"), check=False)
     assert proc.returncode == 2 and "no checkpoint at" in proc.stderr
+    proc = hierarchy("eval", "--model", str(ROOT / "README.md"), check=False)
+    assert proc.returncode == 2 and "not a file written by torch.save" in proc.stderr
 
 
 def test_help_lists_subcommands_and_keys():

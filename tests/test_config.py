@@ -32,6 +32,8 @@ def test_wrong_type_is_rejected():
         load_config("coarse", overrides=["train.epochs=many"])
     with pytest.raises(UserError, match="a space after each colon"):
         load_config("fine", overrides=["train.loss_weights={coarse:0.5,fine:1}"])
+    with pytest.raises(UserError, match="hierarchy.rule='sum' is not one of product, mask, flat"):
+        load_config("fine", overrides=["hierarchy.rule=sum"])
     with pytest.raises(UserError, match="not key=value"):
         parse_overrides(["train.epochs"])
 
