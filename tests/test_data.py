@@ -107,3 +107,14 @@ def test_csv_manifest_with_boxes_and_splits(tmp_path):
     (tmp_path / "bad.csv").write_text("path,label\na/0.png,Jacket\n")
     with pytest.raises(UserError, match="bad.csv row 2: label 'Jacket'"):
         build_splits(DataConfig(format="csv", root=str(tmp_path / "bad.csv")), TAX, seed=0)
+
+
+def test_huge_image_is_skipped_not_decoded(tmp_path):
+    """A decompression bomb (over 64 megapixels) is refused before its pixels are decoded."""
+    from hierarchy.data.images import ImageFiles
+
+    Image.new("L", (8100, 8100)).save(tmp_path / "huge.png")  # 65.6 MP, compresses to a few kB
+    Image.new("RGB", (30, 20), (200, 10, 10)).save(tmp_path / "ok.png")
+    files = ImageFiles([str(tmp_path / "huge.png"), str(tmp_path / "ok.png")], [0, 1], [0, 1], 16)
+    assert files[0][0] is None and "DecompressionBomb" in files[0][2]
+    assert files[1][0].shape == (3, 16, 16)
