@@ -62,7 +62,10 @@ def resume_state_for(cfg: Config, run_dir: Path) -> dict[str, Any] | None:
     if cfg.resume == "auto":
         last = run_dir / "checkpoints" / "last.pt"
         return load_checkpoint(last) if last.exists() else None
-    return load_checkpoint(cfg.resume, prefer="last.pt")
+    state = load_checkpoint(cfg.resume, prefer="last.pt")
+    if not state.get("optimizer"):
+        raise UserError(f"{state['path']} holds no optimizer state (best.pt never does): resume from last.pt")
+    return state
 
 
 def train_stage(

@@ -227,3 +227,10 @@ def test_frozen_backbone_is_the_transferred_one(coarse_and_fine, fmnist_root, tm
     backbone = [k for k in coarse if k.startswith("backbone.")]
     assert len(backbone) > 50 and all(torch.equal(coarse[k], fine[k]) for k in backbone)  # incl. BN statistics
     assert not torch.equal(coarse["heads.coarse.weight"], fine["heads.coarse.weight"])  # the heads did train
+
+
+def test_resume_from_best_pt_is_refused(coarse_and_fine, fmnist_root, tmp_path):
+    base, _ = coarse_and_fine
+    best = base / "coarse" / "checkpoints" / "best.pt"
+    proc = hierarchy("run", "--stage", "coarse", "--run-dir", str(tmp_path / "r"), f"resume={best}", check=False)
+    assert proc.returncode == 2 and "holds no optimizer state" in proc.stderr
