@@ -61,25 +61,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from hierarchy.checkpoint import load_checkpoint
-    from hierarchy.config import apply, from_dict, parse_overrides, to_dict
-    from hierarchy.data import build_splits, build_test
-    from hierarchy.evaluate import evaluate_checkpoint, format_report
-    from hierarchy.taxonomy import build_taxonomy
+    from hierarchy.evaluate import evaluate_run, format_report
 
-    state = load_checkpoint(args.model)
-    cfg = from_dict(state["config"])
-    overrides = parse_overrides(args.overrides)
-    if set(overrides) - {"data", "hierarchy"}:
-        raise UserError("eval takes data.* and hierarchy.* settings only (e.g. data.root=DIR hierarchy.rule=mask)")
-    apply(cfg, overrides)
-    state["config"] = to_dict(cfg)  # the decoding rule and data location used for this report
-    taxonomy = build_taxonomy(state["taxonomy"], source=state["path"])
-    dataset = (
-        build_test(cfg.data, taxonomy) if args.split == "test" else build_splits(cfg.data, taxonomy, cfg.train.seed)[1]
-    )
-    out = Path(args.out) if args.out else Path(state["path"]).parent.parent / args.split
-    report = evaluate_checkpoint(state, dataset, out, args.split, args.device)
+    report, out = evaluate_run(args.model, args.split, args.out, args.device, args.overrides)
     print(format_report(report))
     print(f"report files in {out}")
     return 0

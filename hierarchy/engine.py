@@ -27,6 +27,7 @@ from hierarchy.data import build_loader
 from hierarchy.data.images import SkipLog
 from hierarchy.data.transforms import augment_batch, to_model_input
 from hierarchy.decode import decode
+from hierarchy.metrics import hierarchical_metrics
 from hierarchy.runner import autocast
 from hierarchy.taxonomy import Taxonomy
 
@@ -187,10 +188,10 @@ def validate(
             keep = targets[level] >= 0
             out[f"val/{level}_top1"] = float((probs[level].argmax(1)[keep] == targets[level][keep]).float().mean())
     if "fine" in probs:
-        keep = targets["coarse"] >= 0
-        implied = torch.tensor(taxonomy.parents)[probs["fine"].argmax(1)]  # coarse class of each fine prediction
-        out["val/implied_coarse_top1"] = float((implied[keep] == targets["coarse"][keep]).float().mean())
-        out["val/consistency"] = float((implied == probs["coarse"].argmax(1)).float().mean())
+        h = hierarchical_metrics(
+            probs["fine"].numpy(), probs["coarse"].numpy(), targets["fine"].numpy(), taxonomy, targets["coarse"].numpy()
+        )
+        out["val/implied_coarse_top1"], out["val/consistency"] = h["implied_coarse_top1"], h["consistency"]
     return out
 
 
@@ -229,7 +230,7 @@ def fit(
     tc = cfg.train
     heads = {name: head.out_features for name, head in model.heads.items()}
     val_loader = build_loader(val_set, tc.batch_size * 2, cfg.data.workers)
-    steps_per_epoch = len(build_loader(train_set, tc.batch_size, cfg.data.workers, shuffle_seed=0))
+    steps_per_epoch = math.ceil(len(train_set) / tc.batch_size)  # the loader keeps the last partial batch
     optimizer = build_optimizer(model, tc)
     scheduler = build_scheduler(optimizer, tc, steps_per_epoch)
     weights = class_weights(train_set, heads) if tc.class_weights else None

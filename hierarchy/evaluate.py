@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from hierarchy.config import from_dict
-from hierarchy.data import build_loader
+from hierarchy.checkpoint import load_checkpoint
+from hierarchy.config import apply, from_dict, parse_overrides, to_dict
+from hierarchy.data import build_loader, build_splits, build_test
 from hierarchy.data.images import SkipLog
 from hierarchy.decode import decode
 from hierarchy.engine import predict
+from hierarchy.errors import UserError
 from hierarchy.metrics import classification_metrics, format_table, hierarchical_metrics, write_confusion
 from hierarchy.models import build_model
 from hierarchy.runner import select_device
@@ -85,11 +87,37 @@ def evaluate_checkpoint(
         "heads": heads,
     }
     if "fine" in probs:
-        report["hierarchy"] = hierarchical_metrics(probs["fine"], probs["coarse"], target["fine"], taxonomy)
+        report["hierarchy"] = hierarchical_metrics(
+            probs["fine"], probs["coarse"], target["fine"], taxonomy, target["coarse"]
+        )
     with open(out_dir / "metrics.json", "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, ensure_ascii=False)
     write_predictions(out_dir / f"predictions_{split}.csv", sources, probs, target, taxonomy)
     return report
+
+
+def evaluate_run(
+    model: str | Path,
+    split: str = "test",
+    out: str | Path | None = None,
+    device: str = "auto",
+    overrides: list[str] | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """Evaluate a run folder or checkpoint on its data's ``split``; files go to ``out`` (default ``<run>/<split>``).
+
+    ``overrides`` may set ``data.*`` (e.g. where the data moved) and ``hierarchy.*`` (the decoding rule) only.
+    """
+    state = load_checkpoint(model)
+    cfg = from_dict(state["config"])
+    values = parse_overrides(overrides or [])
+    if set(values) - {"data", "hierarchy"}:
+        raise UserError("eval takes data.* and hierarchy.* settings only (e.g. data.root=DIR hierarchy.rule=mask)")
+    apply(cfg, values)
+    state["config"] = to_dict(cfg)  # the decoding rule and data location used for this report
+    taxonomy = build_taxonomy(state["taxonomy"], source=state["path"])
+    dataset = build_test(cfg.data, taxonomy) if split == "test" else build_splits(cfg.data, taxonomy, cfg.train.seed)[1]
+    out_dir = Path(out) if out else Path(state["path"]).parent.parent / split
+    return evaluate_checkpoint(state, dataset, out_dir, split, device), out_dir
 
 
 def write_predictions(

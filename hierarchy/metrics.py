@@ -44,9 +44,15 @@ def classification_metrics(probs: np.ndarray, targets: np.ndarray, names: tuple[
 
 
 def hierarchical_metrics(
-    fine_probs: np.ndarray, coarse_probs: np.ndarray, fine_targets: np.ndarray, taxonomy: Taxonomy
+    fine_probs: np.ndarray,
+    coarse_probs: np.ndarray,
+    fine_targets: np.ndarray,
+    taxonomy: Taxonomy,
+    coarse_targets: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Coarse accuracy implied by the fine predictions, coarse/fine consistency and mistake severity.
+
+    With ``coarse_targets`` the implied coarse accuracy also counts images labelled only at the coarse level.
 
     Mistake severity is the mean tree distance between the predicted and the true fine class over
     the errors: 2 for a sibling (same coarse parent), 4 for a class under another parent.
@@ -59,6 +65,8 @@ def hierarchical_metrics(
     errors = keep & (fine_pred != fine_targets)
     true_parent = parents[np.where(keep, fine_targets, 0)]
     distance = np.where(implied == true_parent, 2, 4)
+    if coarse_targets is not None:
+        keep, true_parent = coarse_targets >= 0, coarse_targets
     return {
         "implied_coarse_top1": float((implied[keep] == true_parent[keep]).mean()) if keep.any() else 0.0,
         "consistency": float((implied == coarse_pred).mean()),

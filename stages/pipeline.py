@@ -5,23 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hierarchy.checkpoint import load_checkpoint
-from hierarchy.config import from_dict, load_config
-from hierarchy.data import build_test
-from hierarchy.evaluate import evaluate_checkpoint, format_report
-from hierarchy.taxonomy import build_taxonomy
+from hierarchy.config import load_config
+from hierarchy.evaluate import evaluate_run, format_report
 from stages import coarse, fine
 
 log = logging.getLogger(__name__)
-
-
-def evaluate_on_test(run_dir: Path, device: str = "auto") -> dict:
-    """Evaluate a run's best checkpoint on its data's test split; files go to ``<run_dir>/test/``."""
-    state = load_checkpoint(run_dir)
-    cfg = from_dict(state["config"])
-    taxonomy = build_taxonomy(state["taxonomy"], source=state["path"])
-    report = evaluate_checkpoint(state, build_test(cfg.data, taxonomy), run_dir / "test", "test", device)
-    return report
 
 
 def run(overrides: list[str], run_dir: str | None = None) -> Path:
@@ -39,6 +27,6 @@ def run(overrides: list[str], run_dir: str | None = None) -> Path:
     if run_dir:
         fine_cfg.run_dir = str(Path(run_dir) / "fine")
     fine_dir = fine.run(fine_cfg)
-    report = evaluate_on_test(fine_dir, fine_cfg.train.device)
+    report, _ = evaluate_run(fine_dir, "test", device=fine_cfg.train.device)
     log.info("fine model on the held-out test split (%s):\n%s", fine_dir / "test", format_report(report))
     return fine_dir
