@@ -72,6 +72,12 @@ def build_model(cfg: ModelConfig, heads: dict[str, int]) -> HierarchyNet:
         raise UserError(
             f"model.backbone={cfg.backbone!r} is not a timm model ({exc}). Similar names: {close}"
         ) from None
+    if not cfg.stem_pool:
+        if not isinstance(getattr(backbone, "maxpool", None), nn.MaxPool2d):
+            raise UserError(
+                f"model.stem_pool=false needs a ResNet-family backbone; {cfg.backbone} has no stem max-pool"
+            )
+        backbone.maxpool = nn.Identity()  # holds no parameters, so checkpoints and weights still fit
     if cfg.weights:
         load_backbone_weights(backbone, Path(cfg.weights).expanduser(), drop_prefixes=())
     elif cfg.pretrained:

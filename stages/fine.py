@@ -46,11 +46,13 @@ def initialise(model: nn.Module, cfg: Config, taxonomy: Taxonomy) -> None:
             f"init_from={source} was trained on taxonomy '{theirs.name}' with coarse classes {list(theirs.coarse)}, "
             f"but this run uses '{taxonomy.name}' with {list(taxonomy.coarse)}. Use a coarse run of the same taxonomy."
         )
-    if state["config"]["model"]["backbone"] != cfg.model.backbone:
-        raise UserError(
-            f"init_from={source} has backbone {state['config']['model']['backbone']!r} but "
-            f"model.backbone={cfg.model.backbone!r}: use the same backbone"
-        )
+    theirs_model = {"stem_pool": True, **state["config"]["model"]}  # checkpoints from before stem_pool had one
+    for key in ("backbone", "stem_pool"):  # the architecture must match for the features to mean the same
+        if theirs_model[key] != getattr(cfg.model, key):
+            raise UserError(
+                f"init_from={source} has model.{key}={theirs_model[key]!r} but this run has "
+                f"model.{key}={getattr(cfg.model, key)!r}: use the coarse run's value"
+            )
     report = transfer_weights(model, state["model"])
     log.info(
         "transferred %d tensors from %s (backbone + coarse head); new: %s; shape mismatch: %s; unused: %s",

@@ -97,7 +97,7 @@ def test_eval_on_held_out_test_split(coarse_and_fine):
     [
         ("coarse", ["data.taxonomy=kfashion_style"], "trained on taxonomy 'fashion_mnist'"),
         ("fine", [], "is a 'fine' checkpoint"),
-        ("coarse", ["model.backbone=resnet18"], "has backbone 'resnet10t'"),
+        ("coarse", ["model.backbone=resnet18"], "has model.backbone='resnet10t'"),
     ],
 )
 def test_fine_from_an_unfitting_checkpoint_is_refused(coarse_and_fine, fmnist_root, tmp_path, source, extra, message):
