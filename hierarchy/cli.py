@@ -1,4 +1,5 @@
-"""Command line: ``hierarchy run --stage coarse|fine|all``, ``hierarchy eval --model RUN``.
+"""Command line: ``hierarchy run --stage coarse|fine|detect|all``, ``hierarchy eval --model RUN``,
+``hierarchy detect PATH... --out FILE``.
 
 Sub-commands live in one dispatch table; mistakes a user can fix print one line and exit with status 2.
 """
@@ -69,12 +70,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from hierarchy.config import load_detect_config
+    from hierarchy.detect_output import detect_to_file
+    from hierarchy.runner import select_device
+
+    # positional words are image paths, unless they are key=value settings and no such file exists
+    settings = [p for p in args.paths if "=" in p and not Path(p).exists()]
+    paths = [p for p in args.paths if p not in settings]
+    if not paths:
+        raise UserError("give at least one image file or folder: hierarchy detect PHOTOS/ --out found.csv")
+    cfg = load_detect_config([*settings, *args.overrides])
+    counts = detect_to_file(paths, args.out, cfg, str(select_device(args.device)), args.preview)
+    print(
+        f"{counts['images']} images: {counts['people']} people, {counts['no_person']} with no person "
+        f"(whole image kept), {counts['unreadable']} unreadable → {args.out}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hierarchy", description="Hierarchical fashion image classifier and labeler.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train a stage (coarse, fine, or all = coarse → fine → test)", epilog=EPILOG)
-    run.add_argument("--stage", required=False, default="all", help="coarse | fine | all (default: all)")
+    run.add_argument(
+        "--stage",
+        required=False,
+        default="all",
+        help="coarse | fine | detect | all (default: all = coarse → fine → test)",
+    )
     run.add_argument("--config", help="YAML file instead of configs/<stage>.yaml")
     run.add_argument("--run-dir", help="run folder, exactly (default artifacts/<stage>/<timestamp>)")
     run.add_argument("--help-config", action="store_true", help="list every config key and exit")
@@ -93,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="data.* or hierarchy.*, e.g. data.root=DIR hierarchy.rule=mask",
     )
     ev.set_defaults(func=cmd_eval)
+
+    det = sub.add_parser(
+        "detect", help="find people and garment regions in photos; write CSV/JSONL (and previews)", epilog=EPILOG
+    )
+    det.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    det.add_argument("--out", required=True, help="output file: .csv or .jsonl, one row per region")
+    det.add_argument("--preview", metavar="DIR", help="also save each image with its regions drawn into DIR")
+    det.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    det.set_defaults(func=cmd_detect, overrides=[])
     return parser
 
 

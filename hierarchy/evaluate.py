@@ -110,12 +110,18 @@ def evaluate_run(
     state = load_checkpoint(model)
     cfg = from_dict(state["config"])
     values = parse_overrides(overrides or [])
-    if set(values) - {"data", "hierarchy"}:
-        raise UserError("eval takes data.* and hierarchy.* settings only (e.g. data.root=DIR hierarchy.rule=mask)")
+    if set(values) - {"data", "hierarchy", "detect"}:
+        raise UserError(
+            "eval takes data.*, detect.* and hierarchy.* settings only (e.g. data.root=DIR hierarchy.rule=mask)"
+        )
     apply(cfg, values)
     state["config"] = to_dict(cfg)  # the decoding rule and data location used for this report
     taxonomy = build_taxonomy(state["taxonomy"], source=state["path"])
-    dataset = build_test(cfg.data, taxonomy) if split == "test" else build_splits(cfg.data, taxonomy, cfg.train.seed)[1]
+    where = str(select_device(device))
+    if split == "test":
+        dataset = build_test(cfg.data, taxonomy, cfg.detect, where)
+    else:
+        dataset = build_splits(cfg.data, taxonomy, cfg.train.seed, cfg.detect, where)[1]
     out_dir = Path(out) if out else Path(state["path"]).parent.parent / split
     return evaluate_checkpoint(state, dataset, out_dir, split, device), out_dir
 

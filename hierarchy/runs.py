@@ -112,9 +112,9 @@ def train_stage(
             model.load_state_dict(resume["model"])
         elif initialise is not None:
             initialise(model, cfg, taxonomy)  # before the data: a wrong checkpoint fails in a second
-        train_set, val_set = build_splits(cfg.data, taxonomy, cfg.train.seed)
+        train_set, val_set = build_splits(cfg.data, taxonomy, cfg.train.seed, cfg.detect, str(device))
         log.info(
-            "%s stage: %d training and %d validation images, device %s, run folder %s",
+            "%s stage: %d training and %d validation samples, device %s, run folder %s",
             cfg.stage,
             len(train_set),
             len(val_set),

@@ -3,6 +3,6 @@
 ``pipeline.run`` chains the stages for ``hierarchy run --stage all``.
 """
 
-from stages import coarse, fine
+from stages import coarse, detect, fine
 
-STAGES = {"coarse": coarse.run, "fine": fine.run}
+STAGES = {"coarse": coarse.run, "fine": fine.run, "detect": detect.run}

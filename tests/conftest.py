@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 from pathlib import Path
 
@@ -61,3 +62,32 @@ def make_image_folder(root: Path, labels: list[str], per_class: int, size: tuple
 def tiny_overrides(root: Path, epochs: int = 1) -> list[str]:
     """Settings for a fast CPU run on the idx fixture."""
     return [f"data.root={root}", f"train.epochs={epochs}", "train.batch_size=32", "data.image_size=32"]
+
+
+def package_dir(name: str) -> Path:
+    return Path(importlib.util.find_spec(name).submodule_search_locations[0])
+
+
+BUS, ZIDANE = package_dir("ultralytics") / "assets" / "bus.jpg", package_dir("ultralytics") / "assets" / "zidane.jpg"
+NO_PEOPLE = package_dir("sklearn") / "datasets" / "images" / "china.jpg"  # a temple roof, nobody in it
+
+
+def make_photo_folder(root: Path) -> Path:
+    """Real photos (flipped, cropped, recoloured copies) in label folders, plus one photo with nobody in it."""
+    bus, zidane = Image.open(BUS).convert("RGB"), Image.open(ZIDANE).convert("RGB")
+    variants = {
+        "street": [bus, bus.transpose(Image.FLIP_LEFT_RIGHT), bus.crop((0, 300, 810, 1000)).resize((405, 350))],
+        "classic": [zidane, zidane.transpose(Image.FLIP_LEFT_RIGHT), zidane.convert("L").convert("RGB")],
+    }
+    for label, images in variants.items():
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            image.thumbnail((640, 640))
+            image.save(root / label / f"{i}.jpg", quality=90)
+    Image.open(NO_PEOPLE).save(root / "street" / "nobody.jpg")
+    return root
+
+
+@pytest.fixture(scope="session")
+def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_photo_folder(tmp_path_factory.mktemp("photos"))

@@ -110,10 +110,10 @@ def test_csv_manifest_with_boxes_and_splits(tmp_path):
 
 
 def test_huge_image_is_skipped_not_decoded(tmp_path):
-    """A decompression bomb (over 64 megapixels) is refused before its pixels are decoded."""
+    """A decompression bomb (over 120 megapixels) is refused before its pixels are decoded."""
     from hierarchy.data.images import ImageFiles
 
-    Image.new("L", (8100, 8100)).save(tmp_path / "huge.png")  # 65.6 MP, compresses to a few kB
+    Image.new("L", (11000, 11000)).save(tmp_path / "huge.png")  # 121 MP, compresses to a few kB
     Image.new("RGB", (30, 20), (200, 10, 10)).save(tmp_path / "ok.png")
     files = ImageFiles([str(tmp_path / "huge.png"), str(tmp_path / "ok.png")], [0, 1], [0, 1], 16)
     assert files[0][0] is None and "DecompressionBomb" in files[0][2]

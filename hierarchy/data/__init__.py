@@ -11,9 +11,10 @@ from collections.abc import Callable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hierarchy.config import DataConfig
-from hierarchy.data import csv_manifest, fashion_mnist, image_folder
-from hierarchy.data.images import collate
+from hierarchy.config import DataConfig, DetectConfig
+from hierarchy.data import csv_manifest, fashion_mnist, image_folder, kfashion
+from hierarchy.data.crops import LABELLED_BY_REGION, apply_crop_mode
+from hierarchy.data.images import ImageFiles, collate
 from hierarchy.errors import UserError
 from hierarchy.taxonomy import Taxonomy
 
@@ -24,8 +25,11 @@ def _csv(cfg: DataConfig, split: str, taxonomy: Taxonomy):
 
 FORMATS: dict[str, Callable] = {
     "fashion_mnist": lambda cfg, split, tax: fashion_mnist.load(cfg.root, split, tax, cfg.image_size),
-    "folder": lambda cfg, split, tax: image_folder.load(cfg.root, split, tax, cfg.image_size),
+    "folder": lambda cfg, split, tax: image_folder.load(
+        cfg.root, split, tax, cfg.image_size, strict=cfg.crop not in LABELLED_BY_REGION
+    ),
     "csv": _csv,
+    "kfashion": lambda cfg, split, tax: kfashion.load(cfg.root, split, tax, cfg.image_size, cfg.mask == "polygon"),
 }
 
 
@@ -35,8 +39,22 @@ def load_split(cfg: DataConfig, split: str, taxonomy: Taxonomy):
     return FORMATS[cfg.format](cfg, split, taxonomy)
 
 
-def build_splits(cfg: DataConfig, taxonomy: Taxonomy, seed: int) -> tuple[Dataset, Dataset]:
-    """(train, val): the data's own validation split, or a seeded ``val_fraction`` carved from train."""
+def crop(dataset: Dataset, cfg: DataConfig, taxonomy: Taxonomy, detect: DetectConfig | None, device: str) -> Dataset:
+    """Apply ``data.crop`` to image files; in-memory tensors (Fashion-MNIST) are whole images already."""
+    if not isinstance(dataset, ImageFiles):
+        if cfg.crop not in ("auto", "image"):
+            raise UserError(f"data.crop={cfg.crop} needs photo files; data.format={cfg.format} has whole images only")
+        return dataset
+    return apply_crop_mode(dataset, cfg.crop, detect or DetectConfig(), taxonomy, device)
+
+
+def build_splits(
+    cfg: DataConfig, taxonomy: Taxonomy, seed: int, detect: DetectConfig | None = None, device: str = "cpu"
+) -> tuple[Dataset, Dataset]:
+    """(train, val) crops: the data's own validation split, or a seeded ``val_fraction`` carved from train.
+
+    The carve-out picks whole images before they are cropped, so no image has crops on both sides.
+    """
     train = load_split(cfg, "train", taxonomy)
     if cfg.limit:
         train = train.subset(torch.arange(min(cfg.limit, len(train))))
@@ -47,11 +65,11 @@ def build_splits(cfg: DataConfig, taxonomy: Taxonomy, seed: int) -> tuple[Datase
         if len(train) - n_val < 1:
             raise UserError(f"only {len(train)} training images: too few to hold out validation")
         val, train = train.subset(order[:n_val].sort().values), train.subset(order[n_val:].sort().values)
-    return train, val
+    return crop(train, cfg, taxonomy, detect, device), crop(val, cfg, taxonomy, detect, device)
 
 
-def build_test(cfg: DataConfig, taxonomy: Taxonomy) -> Dataset:
-    return load_split(cfg, "test", taxonomy)
+def build_test(cfg: DataConfig, taxonomy: Taxonomy, detect: DetectConfig | None = None, device: str = "cpu") -> Dataset:
+    return crop(load_split(cfg, "test", taxonomy), cfg, taxonomy, detect, device)
 
 
 def build_loader(

@@ -32,8 +32,12 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def load(root: str, split: str, taxonomy: Taxonomy, image_size: int) -> ImageFiles | None:
-    """Labelled files of one split; None when the split has no folder of its own (val is then carved)."""
+def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, strict: bool = True) -> ImageFiles | None:
+    """Labelled files of one split; None when the split has no folder of its own (val is then carved).
+
+    ``strict=False`` (crop modes that label each crop by its region) accepts folder names outside the
+    taxonomy and photos lying directly in the folder; their image label is unknown (-1).
+    """
     base = Path(root).expanduser()
     if not root or not base.is_dir():
         raise UserError(
@@ -45,8 +49,16 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int) -> ImageFil
             raise UserError(f"{base} has no test/ folder: evaluation needs held-out images in {base}/test/<label>/")
         return None
     paths, fine, coarse = [], [], []
+    if not strict:
+        loose = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        paths, fine, coarse = [str(p) for p in loose], [-1] * len(loose), [-1] * len(loose)
     for class_dir in sorted(d for d in folder.iterdir() if d.is_dir()):
-        f, c = label_ids(taxonomy, class_dir.name)
+        try:
+            f, c = label_ids(taxonomy, class_dir.name)
+        except UserError:
+            if strict:
+                raise
+            f, c = -1, -1
         files = list_images(class_dir)
         paths += [str(p) for p in files]
         fine += [f] * len(files)

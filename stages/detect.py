@@ -1,0 +1,132 @@
+"""Garment detector: fine-tune a YOLO detector, from the pose checkpoint's backbone, on garment boxes.
+
+Boxes come from K-Fashion JSON (``data.format=kfashion``), a CSV with ``x1,y1,x2,y2`` columns
+(``data.format=csv``), or an existing YOLO ``data.yaml`` (``data.root=…/data.yaml``). Classes are the
+coarse garment types of the taxonomy (default ``garment``). The ultralytics run lives in
+``<run>/yolo``; its weights are copied to ``<run>/checkpoints/{best,last}.pt``, which
+``data.crop=detector`` and ``detect.weights=<run>`` use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+import yaml
+
+from hierarchy.config import Config, save_config
+from hierarchy.data import build_splits
+from hierarchy.data.images import ImageFiles
+from hierarchy.data.transforms import open_image
+from hierarchy.detect import POSE_WEIGHTS, offline_ultralytics
+from hierarchy.errors import UserError
+from hierarchy.models import resolve_offline_weights
+from hierarchy.runs import resolve_run_dir
+from hierarchy.taxonomy import Taxonomy, load_taxonomy
+
+log = logging.getLogger(__name__)
+
+
+def write_yolo_split(files: ImageFiles, taxonomy: Taxonomy, folder: Path) -> int:
+    """Link the images and write one YOLO label file per image (class cx cy w h, normalised); returns images."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "labels").mkdir(parents=True, exist_ok=True)
+    by_image: dict[str, list[str]] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    for path, coarse, box in zip(files.paths, files.coarse, files.boxes or [None] * len(files)):
+        if box is None:
+            continue
+        if path not in sizes:
+            try:
+                image, scale = open_image(path, max_side=64)  # only the upright size is needed: decode small
+                sizes[path] = (round(image.width * scale), round(image.height * scale))
+            except Exception as exc:
+                log.warning("skipping unreadable image %s (%s)", path, exc)
+                sizes[path] = (0, 0)
+        w, h = sizes[path]
+        x1, y1, x2, y2 = max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3])
+        if w and x2 - x1 > 1 and y2 - y1 > 1:
+            line = f"{coarse} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+            by_image.setdefault(path, []).append(line)
+    for n, (path, lines) in enumerate(sorted(by_image.items())):
+        name = f"{n:06d}_{Path(path).stem}"
+        link = folder / "images" / f"{name}{Path(path).suffix.lower()}"
+        if not link.exists():
+            os.symlink(Path(path).resolve(), link)
+        (folder / "labels" / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    return len(by_image)
+
+
+def build_dataset(cfg: Config, taxonomy: Taxonomy, folder: Path) -> Path:
+    """A YOLO data.yaml (absolute paths) for the configured boxes; an existing data.yaml is used as it is."""
+    if cfg.data.root.endswith((".yaml", ".yml")):
+        path = Path(cfg.data.root).expanduser()
+        if not path.is_file():
+            raise UserError(f"data.root={cfg.data.root} not found")
+        return path
+    train, val = build_splits(cfg.data, taxonomy, cfg.train.seed)  # data.crop=auto: the annotated boxes
+    counts = {
+        split: write_yolo_split(files, taxonomy, folder / split) for split, files in (("train", train), ("val", val))
+    }
+    if not counts["train"] or not counts["val"]:
+        raise UserError(f"no boxes to train a detector on in data.root={cfg.data.root} (images with boxes: {counts})")
+    log.info("YOLO data in %s: %d training and %d validation images", folder, counts["train"], counts["val"])
+    spec = {
+        "path": str(folder.resolve()),
+        "train": "train/images",
+        "val": "val/images",
+        "names": dict(enumerate(taxonomy.coarse)),
+    }
+    (folder / "data.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return folder / "data.yaml"
+
+
+def run(cfg: Config) -> Path:
+    """Train the garment detector; returns the run folder."""
+    run_dir = resolve_run_dir(cfg)
+    yolo_dir = run_dir / "yolo"
+    last = yolo_dir / "weights" / "last.pt"
+    if last.exists() and cfg.resume != "auto":
+        raise UserError(
+            f"{run_dir} already holds a detector run. Continue it with resume=auto, or choose another --run-dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    taxonomy = load_taxonomy(cfg.data.taxonomy)
+    offline_ultralytics()
+    from ultralytics import YOLO
+
+    device = cfg.train.device if cfg.train.device != "auto" else ("0" if torch.cuda.is_available() else "cpu")
+    device = device.replace("cuda:", "") if device.startswith("cuda:") else ("0" if device == "cuda" else device)
+    if last.exists():  # resume=auto: ultralytics continues at the saved epoch with its optimizer state
+        log.info("resuming the detector from %s", last)
+        YOLO(str(last)).train(resume=True, device=device)
+    else:
+        data_yaml = build_dataset(cfg, taxonomy, run_dir / "yolo_data")
+        pose = resolve_offline_weights(POSE_WEIGHTS)
+        model = YOLO("yolo11n.yaml", task="detect").load(str(pose))  # backbone and neck from the pose model
+        model.train(
+            data=str(data_yaml),
+            epochs=cfg.train.epochs,
+            imgsz=cfg.data.image_size,
+            batch=cfg.train.batch_size,
+            lr0=cfg.train.lr,
+            seed=cfg.train.seed,
+            device=device,
+            workers=max(0, cfg.data.workers),
+            project=str(run_dir),
+            name="yolo",
+            exist_ok=True,
+            amp=False,  # the AMP check would download a model
+            plots=False,
+            verbose=False,
+        )
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    for name in ("best.pt", "last.pt"):
+        if (yolo_dir / "weights" / name).exists():
+            shutil.copyfile(yolo_dir / "weights" / name, run_dir / "checkpoints" / name)
+    log.info("garment detector in %s; use it with data.crop=detector detect.weights=%s", run_dir, run_dir)
+    return run_dir

