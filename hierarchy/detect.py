@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -125,11 +126,11 @@ class Found:
 class Detector:
     """Batched, two-scale inference over ultralytics.
 
-    Every image runs at ``imgsz``; frames larger than 1.5x that run again at ``max_imgsz``, and only the
-    small objects of that pass (under ``small`` of the frame height, not overlapping a first-pass box)
-    are added. Distant people in CCTV and street frames are then found at 2x resolution, while close-up
-    people keep the whole-image context of the first pass (a single 1280 px pass splits and merges
-    large people into spurious boxes). Images are grouped by shape so each batch letterboxes tightly.
+    Every image runs at ``imgsz``; frames larger than 1.5x that run again at ``max_imgsz``, which decides
+    about the small objects (under ``small`` of the frame height; see add_small). Distant people in CCTV
+    and street frames are then found at 2x resolution, while close-up people keep the whole-image context
+    of the first pass (a single 1280 px pass splits and merges large people into spurious boxes).
+    Images are grouped by padded shape so each batch letterboxes tightly.
     """
 
     def __init__(self, cfg: DetectConfig, device: str = "cpu") -> None:
@@ -149,6 +150,8 @@ class Detector:
             raise UserError(f"{self.weights} is not a YOLO checkpoint ultralytics can load: {exc}") from None
         if self.model.task not in ("pose", "detect"):
             raise UserError(f"{self.weights} is a YOLO {self.model.task} model; use a pose or detect model")
+        # On a CPU batching buys nothing (compute-bound) and costs padding; on a GPU it fills the device.
+        self.batch = cfg.batch or (1 if str(device) == "cpu" else 16)
         self.names = self.model.names
         self.key = config_key(cfg, self.weights)
 
@@ -167,17 +170,25 @@ class Detector:
         groups: dict[tuple[int, int], list[int]] = {}
         inputs, factors = [], []
         for i, image in enumerate(images):
-            factor = min(1.0, side / max(image.width, image.height))
-            if factor < 1:  # shrink once here, so a huge photo is not carried and letterboxed at full size
-                size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-                image = image.resize(size, Image.BILINEAR, reducing_gap=2.0)
+            # Long side to ``side`` (a huge photo is shrunk once, here), then pad right and bottom to a
+            # multiple of 32: images of similar aspect then share one shape and one rectangular batch,
+            # and the padding moves no pixel, so boxes need no shift.
+            factor = side / max(image.width, image.height)
+            size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+            if size != image.size:
+                image = image.resize(size, Image.BILINEAR, reducing_gap=2.0 if factor < 1 else None)
+            padded = (32 * math.ceil(size[0] / 32), 32 * math.ceil(size[1] / 32))
+            if padded != size:
+                canvas = Image.new("RGB", padded, (114, 114, 114))  # ultralytics' own letterbox grey
+                canvas.paste(image, (0, 0))
+                image = canvas
             inputs.append(image)
-            factors.append(scales[i] * max(images[i].size) / max(image.size))
-            groups.setdefault(image.size, []).append(i)
+            factors.append(scales[i] / factor)
+            groups.setdefault(padded, []).append(i)
         found: list[Found] = [None] * len(images)  # type: ignore[list-item]
         for members in groups.values():
-            for start in range(0, len(members), self.cfg.batch):
-                chunk = members[start : start + self.cfg.batch]
+            for start in range(0, len(members), self.batch):
+                chunk = members[start : start + self.batch]
                 results = self.model.predict(
                     [inputs[i] for i in chunk], imgsz=side, conf=self.cfg.conf, iou=self.cfg.iou,
                     max_det=self.cfg.max_det, device=self.device, verbose=False,
@@ -196,6 +207,7 @@ class Detector:
     def regions(self, found: Found, width: float, height: float) -> list[Region]:
         regions: list[Region] = []
         for n, (box, conf, cls) in enumerate(zip(found.boxes, found.conf, found.cls)):
+            box = np.clip(box, 0, [width, height, width, height])  # nothing reaches into the padding
             box_tuple = tuple(float(v) for v in box)
             if self.model.task == "detect":
                 regions.append(Region(self.names[int(cls)], box_tuple, float(conf)))
@@ -208,24 +220,40 @@ class Detector:
 
 
 def add_small(base: Found, closer: Found, frame_height: float, small: float) -> Found:
-    """Add the second pass's small boxes that no first-pass box already covers."""
-    heights = closer.boxes[:, 3] - closer.boxes[:, 1]
-    keep = heights < small * frame_height
-    for j in np.flatnonzero(keep):
-        if len(base.boxes) and overlap(closer.boxes[j], base.boxes).max() > 0.3:
+    """Large people from the first pass where the second agrees, small people from the closer second pass.
+
+    First-pass boxes under ``small`` of the frame height are replaced by the second pass, which sees them at
+    twice the resolution; so is a large first-pass box holding the centres of two or more small people (a
+    group seen as one person at low resolution). A large box the second pass does not confirm (IoU > 0.4
+    with any of its boxes) is dropped: at low resolution, textures such as foliage pass for a person that
+    fills the frame. A small box repeating a kept large one is dropped.
+    """
+    limit = small * frame_height
+    small_ones = closer.take(closer.boxes[:, 3] - closer.boxes[:, 1] < limit)
+    centres = (small_ones.boxes[:, :2] + small_ones.boxes[:, 2:]) / 2
+    keep_base = []
+    for box in base.boxes:
+        group = int(((centres >= box[:2]) & (centres <= box[2:])).all(axis=1).sum()) if len(centres) else 0
+        confirmed = len(closer.boxes) > 0 and iou(box, closer.boxes).max() > 0.4
+        keep_base.append(box[3] - box[1] >= limit and group < 2 and confirmed)
+    base = base.take(np.array(keep_base, dtype=bool))
+    keep = np.ones(len(small_ones.boxes), dtype=bool)
+    for j, box in enumerate(small_ones.boxes):
+        if len(base.boxes) and iou(box, base.boxes).max() > 0.4:  # the same person, seen twice
             keep[j] = False
-    return base.join(closer.take(keep))
+    return base.join(small_ones.take(keep))
 
 
-def overlap(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over the smaller box's area, of one box against many (catches a part inside a whole)."""
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box against many. Not over the smaller area: a small person inside a
+    large, spurious first-pass box (a group merged into one) must survive."""
     x1 = np.maximum(box[0], boxes[:, 0])
     y1 = np.maximum(box[1], boxes[:, 1])
     x2 = np.minimum(box[2], boxes[:, 2])
     y2 = np.minimum(box[3], boxes[:, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / np.maximum(np.minimum(area(box), area(boxes)), 1e-9)
+    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
 
 
 def garment_regions(person: np.ndarray, keypoints: np.ndarray, min_conf: float) -> dict[str, Box]:

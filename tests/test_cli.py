@@ -98,6 +98,7 @@ def test_eval_on_held_out_test_split(coarse_and_fine):
         ("coarse", ["data.taxonomy=kfashion_style"], "trained on taxonomy 'fashion_mnist'"),
         ("fine", [], "is a 'fine' checkpoint"),
         ("coarse", ["model.backbone=resnet18"], "has model.backbone='resnet10t'"),
+        ("coarse", ["model.stem_pool=false"], "has model.stem_pool=True"),
     ],
 )
 def test_fine_from_an_unfitting_checkpoint_is_refused(coarse_and_fine, fmnist_root, tmp_path, source, extra, message):

@@ -4,7 +4,7 @@ from conftest import make_image_folder
 from PIL import Image
 
 from hierarchy.config import DataConfig
-from hierarchy.data import build_loader, build_splits, build_test, fashion_mnist
+from hierarchy.data import build_loader, build_splits, build_test, crop, fashion_mnist
 from hierarchy.data.images import SkipLog
 from hierarchy.data.transforms import augment_batch, letterbox
 from hierarchy.errors import UserError
@@ -118,3 +118,21 @@ def test_huge_image_is_skipped_not_decoded(tmp_path):
     files = ImageFiles([str(tmp_path / "huge.png"), str(tmp_path / "ok.png")], [0, 1], [0, 1], 16)
     assert files[0][0] is None and "DecompressionBomb" in files[0][2]
     assert files[1][0].shape == (3, 16, 16)
+
+
+def test_polygon_mask_and_annotation_crops(tmp_path):
+    from hierarchy.data.crops import apply_crop_mode
+    from hierarchy.data.images import ImageFiles
+
+    Image.new("RGB", (40, 40), (200, 200, 200)).save(tmp_path / "g.png")
+    triangle = [(0, 0), (39, 0), (0, 39)]
+    files = ImageFiles([str(tmp_path / "g.png")] * 2, [4, 4], [TAX.parents[4]] * 2, 40, [None, (0, 0, 20, 40)])
+    masked = ImageFiles(files.paths, files.fine, files.coarse, 40, None, polygons=[triangle, None])
+    image = masked[0][0]
+    assert image[:, 2, 2].tolist() == [200] * 3 and image[:, 37, 37].tolist() == [0] * 3  # outside: blanked
+    assert masked[1][0][:, 37, 37].tolist() == [200] * 3
+    crops = apply_crop_mode(files, "auto", None, TAX, "cpu")  # boxes present → annotation crops
+    assert crops.tags == ["image", "annotation"] and crops[1][3].endswith("#annotation")
+    assert crops[1][0][:, :, :10].sum() == 0  # the 20x40 box is padded to a square
+    with pytest.raises(UserError, match="data.crop=person needs photo files"):
+        crop(torch.zeros(1), DataConfig(crop="person"), TAX, None, "cpu")

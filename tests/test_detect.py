@@ -154,7 +154,9 @@ def test_detect_command_writes_rows_and_previews(photo_folder, tmp_path):
     csv_out = tmp_path / "found.csv"
     hierarchy("detect", str(BUS), "--out", str(csv_out), f"detect.cache_dir={tmp_path / 'cache'}")
     lines = csv_out.read_text().splitlines()
-    assert lines[0] == "image,kind,person,x1,y1,x2,y2,conf,error" and sum(x.split(",")[1] == "person" for x in lines) == 4
+    assert (
+        lines[0] == "image,kind,person,x1,y1,x2,y2,conf,error" and sum(x.split(",")[1] == "person" for x in lines) == 4
+    )
     bad = hierarchy("detect", str(BUS), "--out", str(tmp_path / "x.txt"), check=False)
     assert bad.returncode == 2 and "use a .csv or .jsonl" in bad.stderr
 

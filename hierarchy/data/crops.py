@@ -93,9 +93,9 @@ def detect_files(paths: Iterable[str], cfg: DetectConfig, device: str = "cpu") -
             found[path] = cached
     if pending:
         log.info("detecting on %d images (%d cached) with %s", len(pending), len(found), detector.weights.name)
-    for start in range(0, len(pending), cfg.batch * 4):
+    for start in range(0, len(pending), 32):  # decode a few images ahead, never a whole folder
         images, scales, ready = [], [], []
-        for path, sha in pending[start : start + cfg.batch * 4]:
+        for path, sha in pending[start : start + 32]:
             try:
                 image, scale = open_image(path, max_side=max(cfg.imgsz, cfg.max_imgsz))
             except Exception as exc:  # corrupt, truncated, not an image, or a decompression bomb
