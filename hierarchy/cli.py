@@ -89,6 +89,28 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from hierarchy.config import load_detect_config
+    from stages import label
+
+    settings = [p for p in args.paths if "=" in p and not Path(p).exists()]
+    paths = [p for p in args.paths if p not in settings]
+    detect = load_detect_config(settings) if settings else None
+    summary = label.run(
+        paths, args.model, args.out, args.device, args.batch_size, args.workers, args.crop, detect, args.chunk
+    )
+    if summary["rows_in_output"] or summary["errors_in_output"] or summary["images"]:
+        print(
+            f"{summary['images']} images labelled ({summary['skipped_done']} already done), {summary['crops']} crops, "
+            f"{summary['errors']} errors in {summary['seconds']} s ({summary['images_per_s']} images/s) → {args.out}"
+        )
+    if summary["errors_in_output"]:
+        errors = Path(args.out).with_name(Path(args.out).stem + ".errors.csv")
+        print(f"{summary['errors_in_output']} files could not be read: see {errors}", file=sys.stderr)
+        return 3  # finished, but not every image has labels
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hierarchy", description="Hierarchical fashion image classifier and labeler.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--preview", metavar="DIR", help="also save each image with its regions drawn into DIR")
     det.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     det.set_defaults(func=cmd_detect, overrides=[])
+
+    lab = sub.add_parser(
+        "label",
+        help="label folders of photos: one row per crop with every head's label (resumable)",
+        epilog="Exit status: 0 every image labelled; 3 finished, some files unreadable (see OUT.errors.csv).",
+    )
+    lab.add_argument("paths", nargs="+", metavar="PATH", help="folders (recursive), image files, .txt lists of paths")
+    lab.add_argument("--model", action="append", required=True, help="run folder or checkpoint; repeat to ensemble")
+    lab.add_argument("--out", required=True, help="output: .csv, .jsonl or .parquet (re-run to resume)")
+    lab.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    lab.add_argument("--batch-size", type=int, default=64, help="crops per classifier forward pass")
+    lab.add_argument("--workers", type=int, default=-1, help="image decoding processes (-1 = up to 4)")
+    lab.add_argument("--crop", default="", help="image | person | pose-garments | detector (default: the model's)")
+    lab.add_argument("--chunk", type=int, default=256, help="images per crash-safe chunk written to OUT.parts/")
+    lab.set_defaults(func=cmd_label, overrides=[])
     return parser
 
 

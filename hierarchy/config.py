@@ -88,6 +88,12 @@ class DetectConfig:
 
 
 @dataclass
+class LabelConfig:
+    input: str = ""  # run --stage all: a folder or .txt list of photos to label with the fine model ("" = none)
+    out: str = ""  # where those labels go; "" = <fine run>/labels.csv
+
+
+@dataclass
 class HierarchyConfig:
     rule: str = "product"  # product: p(fine) = p(coarse) * p(fine | coarse); mask: best fine inside the best coarse
     # flat: fine head alone (consistency is then measured, not enforced)
@@ -105,6 +111,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
 
 
 def config_keys(cfg: Any = None, prefix: str = "") -> list[str]:

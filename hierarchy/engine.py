@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from hierarchy.checkpoint import save_checkpoint
@@ -28,7 +30,7 @@ from hierarchy.data.images import SkipLog
 from hierarchy.data.transforms import augment_batch, to_model_input
 from hierarchy.decode import decode
 from hierarchy.metrics import hierarchical_metrics
-from hierarchy.runner import autocast
+from hierarchy.runner import autocast, distributed
 from hierarchy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -102,9 +104,11 @@ def train_one_epoch(
     channels_last: bool = True,
 ) -> dict[str, float]:
     model.train()
-    if not any(p.requires_grad for p in model.backbone.parameters()):
-        model.backbone.eval()  # a frozen backbone keeps its batch-norm statistics too
-    generator = epoch_generator(cfg.seed, epoch)
+    core = getattr(model, "module", model)  # the network inside a DistributedDataParallel wrapper
+    if not any(p.requires_grad for p in core.backbone.parameters()):
+        core.backbone.eval()  # a frozen backbone keeps its batch-norm statistics too
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    generator = epoch_generator(cfg.seed + 7919 * rank, epoch)  # each rank augments its share differently
     torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
     seen, loss_sum, start = 0, 0.0, time.perf_counter()
     bar = tqdm(
@@ -228,9 +232,13 @@ def fit(
         The last epoch's checkpoint state plus ``skipped``: {path: reason} of the unreadable files met.
     """
     tc = cfg.train
+    rank, world = distributed()
+    lead = rank == 0  # one process writes checkpoints, metrics and logs
     heads = {name: head.out_features for name, head in model.heads.items()}
     val_loader = build_loader(val_set, tc.batch_size * 2, cfg.data.workers)
-    steps_per_epoch = math.ceil(len(train_set) / tc.batch_size)  # the loader keeps the last partial batch
+    batch_size = max(1, tc.batch_size // world)  # the global batch stays train.batch_size under torchrun
+    share = math.ceil(len(train_set) / world)
+    steps_per_epoch = math.ceil(share / batch_size)  # the loader keeps the last partial batch
     optimizer = build_optimizer(model, tc)
     scheduler = build_scheduler(optimizer, tc, steps_per_epoch)
     weights = class_weights(train_set, heads) if tc.class_weights else None
@@ -248,11 +256,19 @@ def fit(
         frozen = epoch < tc.freeze_backbone_epochs
         set_backbone_trainable(model, not frozen)
         started = time.time()
-        loader = build_loader(train_set, tc.batch_size, cfg.data.workers, shuffle_seed=tc.seed * 100_003 + epoch)
+        sampler = None
+        if world > 1:  # disjoint shares of the shuffled training set, reshuffled each epoch
+            sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=tc.seed)
+            sampler.set_epoch(epoch)
+        loader = build_loader(
+            train_set, batch_size, cfg.data.workers, shuffle_seed=tc.seed * 100_003 + epoch, sampler=sampler
+        )
+        # DDP only syncs parameters that need gradients when it is built: rebuild it when freezing changes.
+        net = DistributedDataParallel(model) if world > 1 else model
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "backbone_frozen": int(frozen)}
         row.update(
             train_one_epoch(
-                model, loader, optimizer, scheduler, tc, device, epoch, skips, weights, cfg.model.channels_last
+                net, loader, optimizer, scheduler, tc, device, epoch, skips, weights, cfg.model.channels_last
             )
         )
         row.update(validate(model, val_loader, taxonomy, cfg, device, skips))
@@ -272,6 +288,8 @@ def fit(
             "taxonomy": taxonomy.to_dict(),
             "heads": heads,
         }
+        if not lead:
+            continue
         save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
         if improved:
             save_checkpoint(run_dir / "checkpoints" / "best.pt", {**state, "optimizer": {}, "scheduler": {}})

@@ -47,6 +47,18 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 
 def configure_threads() -> None:
-    """Use every core the process may run on (containers often allow fewer than os.cpu_count())."""
+    """Share the cores the process may use (containers often allow fewer than os.cpu_count()) among the
+    processes torchrun started on this machine, so they do not oversubscribe them."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch.set_num_threads(max(1, cores))
+    torch.set_num_threads(max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+def distributed() -> tuple[int, int]:
+    """``(rank, world size)``; under torchrun the process group is started here (gloo on CPU, nccl on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return torch.distributed.get_rank(), world

@@ -8,6 +8,7 @@ predictions_val.csv``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from hierarchy.engine import fit, seed_everything
 from hierarchy.errors import UserError
 from hierarchy.evaluate import evaluate_checkpoint, format_report
 from hierarchy.models import build_model
-from hierarchy.runner import configure_threads, select_device
+from hierarchy.runner import configure_threads, distributed, select_device
 from hierarchy.taxonomy import Taxonomy, build_taxonomy, load_taxonomy, save_taxonomy
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,18 @@ def train_stage(
         The run folder.
     """
     configure_threads()
+    rank, world = distributed()
     run_dir = resolve_run_dir(cfg)
+    if world > 1:  # one folder for all ranks: rank 0's choice (a timestamp may differ between processes)
+        chosen = [str(run_dir)]
+        torch.distributed.broadcast_object_list(chosen, src=0)
+        run_dir = Path(chosen[0])
+        if rank:
+            logging.getLogger().setLevel(logging.WARNING)  # one process tells the story
     run_dir.mkdir(parents=True, exist_ok=True)
     resume = resume_state_for(cfg, run_dir)
+    if world > 1:
+        torch.distributed.barrier()  # every rank has looked for last.pt before rank 0 writes one
     if resume is not None:
         if resume.get("stage") != cfg.stage:
             raise UserError(
@@ -96,17 +106,20 @@ def train_stage(
         saved = from_dict(resume["config"])
         saved.resume, saved.run_dir = cfg.resume, str(run_dir)
         cfg = saved  # a resumed run keeps its own settings, so it ends exactly as the uninterrupted one would
-    handler = attach_log_file(run_dir)
+    handler = attach_log_file(run_dir) if rank == 0 else logging.NullHandler()
     try:
         taxonomy = (
             load_taxonomy(cfg.data.taxonomy)
             if resume is None
             else build_taxonomy(resume["taxonomy"], source=f"checkpoint {resume['path']}")
         )
-        save_config(cfg, run_dir / "config.yaml")
-        save_taxonomy(taxonomy, run_dir / "taxonomy.yaml")
+        if rank == 0:
+            save_config(cfg, run_dir / "config.yaml")
+            save_taxonomy(taxonomy, run_dir / "taxonomy.yaml")
         seed_everything(cfg.train.seed)
         device = select_device(cfg.train.device)
+        if device.type == "cuda" and world > 1:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         model = build_model(cfg.model, heads_for(taxonomy))
         if resume is not None:
             model.load_state_dict(resume["model"])
@@ -125,6 +138,11 @@ def train_stage(
         if cfg.model.channels_last:
             model = model.to(memory_format=torch.channels_last)
         final = fit(model, train_set, val_set, cfg, taxonomy, run_dir, device, main_metric, resume)
+        if world > 1:
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+            if rank:
+                return run_dir  # rank 0 writes the report
         best = load_checkpoint(run_dir, prefer="best.pt")
         report = evaluate_checkpoint(
             best,

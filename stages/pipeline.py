@@ -1,32 +1,73 @@
-"""The default job: coarse stage → fine stage (from that coarse run) → evaluation on the held-out test split."""
+"""The default job: coarse → fine → evaluation on the held-out test split → labeling (when asked).
+
+With ``--run-dir DIR`` the job can be run again: a stage whose run is finished with the same settings is
+skipped, an interrupted one continues (``resume=auto``), and the labeler skips what it labelled before.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from hierarchy.config import load_config
+from hierarchy.checkpoint import load_checkpoint
+from hierarchy.config import Config, load_config, to_dict
+from hierarchy.errors import UserError
 from hierarchy.evaluate import evaluate_run, format_report
-from stages import coarse, fine
+from stages import coarse, fine, label
 
 log = logging.getLogger(__name__)
+PER_RUN_KEYS = {"run_dir", "resume", "name", "init_from", "label"}  # may differ between invocations
+
+
+def progress(cfg: Config, folder: Path) -> str:
+    """``done``, ``partial`` or ``new`` for a stage's run folder; refuses a folder trained with other settings."""
+    last = folder / "checkpoints" / "last.pt"
+    if not last.exists():
+        return "new"
+    state = load_checkpoint(last)
+    mine = {k: v for k, v in to_dict(cfg).items() if k not in PER_RUN_KEYS}
+    theirs = {k: v for k, v in state["config"].items() if k not in PER_RUN_KEYS}
+    changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+    if changed:
+        raise UserError(f"{folder} holds a run with other settings (in {changed}): choose another --run-dir")
+    finished = state["epoch"] + 1 >= cfg.train.epochs and (folder / "metrics.json").exists()
+    return "done" if finished else "partial"
+
+
+def train(stage, cfg: Config) -> Path:
+    if cfg.run_dir:
+        state = progress(cfg, Path(cfg.run_dir))
+        if state == "done":
+            log.info("%s stage in %s is finished with these settings: skipped", cfg.stage, cfg.run_dir)
+            return Path(cfg.run_dir)
+        cfg.resume = "auto" if state == "partial" else cfg.resume
+    return stage.run(cfg)
 
 
 def run(overrides: list[str], run_dir: str | None = None) -> Path:
-    """Run both stages with the same ``key=value`` overrides; returns the fine run folder.
+    """Run the stages with the same ``key=value`` overrides; returns the fine run folder.
 
     With ``run_dir`` the stages go to ``run_dir/coarse`` and ``run_dir/fine``; otherwise both get one timestamp.
     """
     coarse_cfg = load_config("coarse", overrides=overrides)
     if run_dir:
         coarse_cfg.run_dir = str(Path(run_dir) / "coarse")
-    coarse_dir = coarse.run(coarse_cfg)
+    coarse_dir = train(coarse, coarse_cfg)
     fine_cfg = load_config("fine", overrides=overrides)
     fine_cfg.init_from = str(coarse_dir)
     fine_cfg.name = coarse_dir.name
     if run_dir:
         fine_cfg.run_dir = str(Path(run_dir) / "fine")
-    fine_dir = fine.run(fine_cfg)
-    report, _ = evaluate_run(fine_dir, "test", device=fine_cfg.train.device)
-    log.info("fine model on the held-out test split (%s):\n%s", fine_dir / "test", format_report(report))
+    fine_dir = train(fine, fine_cfg)
+    report_file = fine_dir / "test" / "metrics.json"
+    best = fine_dir / "checkpoints" / "best.pt"
+    if report_file.exists() and report_file.stat().st_mtime > best.stat().st_mtime:
+        log.info("test report %s is newer than the fine checkpoint: kept", report_file)
+    else:
+        report, _ = evaluate_run(fine_dir, "test", device=fine_cfg.train.device)
+        log.info("fine model on the held-out test split (%s):\n%s", fine_dir / "test", format_report(report))
+    if fine_cfg.label.input:
+        out = fine_cfg.label.out or str(fine_dir / "labels.csv")
+        summary = label.run([fine_cfg.label.input], [str(fine_dir)], out, fine_cfg.train.device)
+        log.info("labelled %s → %s: %s", fine_cfg.label.input, out, summary)
     return fine_dir

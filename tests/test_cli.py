@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, tiny_overrides
+from conftest import ROOT, make_image_folder, tiny_overrides
 
 RUN_FILES = {
     "config.yaml",
@@ -235,3 +235,40 @@ def test_resume_from_best_pt_is_refused(coarse_and_fine, fmnist_root, tmp_path):
     best = base / "coarse" / "checkpoints" / "best.pt"
     proc = hierarchy("run", "--stage", "coarse", "--run-dir", str(tmp_path / "r"), f"resume={best}", check=False)
     assert proc.returncode == 2 and "holds no optimizer state" in proc.stderr
+
+
+def test_torchrun_trains_on_two_processes(fmnist_root, tmp_path):
+    """Two CPU processes (gloo) train one model with DistributedDataParallel; rank 0 writes the run folder."""
+    run = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "hierarchy", "run",
+         "--stage", "coarse", "--run-dir", str(run), *tiny_overrides(fmnist_root, 2), "train.device=cpu"],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and len((run / "metrics.csv").read_text().splitlines()) == 3
+    assert json.loads((run / "metrics.json").read_text())["heads"]["coarse"]["top1"] > 0.3
+    assert (run / "train.log").read_text().count("epoch 2/2") == 1  # one process logs
+
+
+def test_stage_all_chains_labels_and_skips_what_is_current(fmnist_root, tmp_path):
+    photos = make_image_folder(tmp_path / "photos", ["a", "b"], 5)
+    args = [
+        "run",
+        "--stage",
+        "all",
+        "--run-dir",
+        str(tmp_path / "job"),
+        *tiny_overrides(fmnist_root),
+        f"label.input={photos}",
+    ]
+    hierarchy(*args)
+    labels = (tmp_path / "job" / "fine" / "labels.csv").read_text().splitlines()
+    assert len(labels) == 11 and labels[0].startswith("root,path,sha256,kind")
+    assert (tmp_path / "job" / "fine" / "test" / "metrics.json").is_file()
+    again = hierarchy(*args)
+    assert again.stderr.count("is finished with these settings: skipped") == 2
+    assert "0 images labelled" not in again.stderr and "'skipped_done': 10" in again.stderr
+    changed = hierarchy(*args, "train.lr=0.01", check=False)
+    assert changed.returncode == 2 and "holds a run with other settings (in ['train'])" in changed.stderr

@@ -110,6 +110,15 @@ def detect_files(paths: Iterable[str], cfg: DetectConfig, device: str = "cpu") -
     return found, errors
 
 
+def usable(region, mode: str) -> bool:
+    """Whether a region is a crop of this mode: people for ``person``, garments for the garment modes."""
+    if region.kind == "image":
+        return True  # nothing was found: the whole image stands in
+    if mode == "person":
+        return region.kind == "person"
+    return region.kind != "person"
+
+
 def resolve_mode(files: ImageFiles, mode: str) -> str:
     if mode == "auto":
         return "annotation" if files.boxes and any(b is not None for b in files.boxes) else "image"
@@ -165,12 +174,8 @@ def expand(files: ImageFiles, regions: dict, mode: str, taxonomy: Taxonomy) -> I
             )
     index, boxes, fine, coarse, tags = [], [], [], [], []
     for i, path in enumerate(files.paths):
-        for region in regions.get(path, []):
-            if region.kind == "image":  # nothing found: the whole image, with the image's own label
-                label = (files.fine[i], files.coarse[i])
-            elif mode == "person":
-                if region.kind != "person":
-                    continue
+        for region in (r for r in regions.get(path, []) if usable(r, mode)):
+            if region.kind == "image" or mode == "person":  # a person, or the whole image: the image's label
                 label = (files.fine[i], files.coarse[i])
             elif region.kind in garment_ids:
                 kind_id = garment_ids[region.kind]

@@ -1,0 +1,172 @@
+"""Labeling throughput and memory: our labeler vs the naive loop vs the detector alone, one run, same inputs.
+
+Table 1 (photos, YOLO11n-pose at 640 px + a garment classifier on pose regions, all on the same folder):
+(a) ``hierarchy label`` (decoding in workers, batched detection and classification, chunked writing);
+(b) the naive loop seed projects write: for each image ultralytics predict, for each crop one forward;
+(c) the detector alone at its best setting here (ultralytics predict, one image per call).
+Table 2: peak RSS of ``hierarchy label`` on 1,000 vs 10,000 small images (whole-image crops).
+Every arm runs in its own process; peak RSS is that process's own (wait4), not the machine's.
+
+Usage: python benchmarks/label_throughput.py [--images 48]
+Writes benchmarks/results/label_throughput.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.fashion_mnist import hierarchy_cmd, run_child  # noqa: E402
+from benchmarks.photos import PHOTOS, small_people_frames  # noqa: E402
+from hierarchy.metrics import format_table  # noqa: E402
+
+SINGLE_PASS = "detect.max_imgsz=0"  # one 640 px pass, the same detection work as (b) and (c)
+
+NAIVE = """
+import sys, time, torch
+from pathlib import Path
+from PIL import Image
+from ultralytics import YOLO
+from hierarchy.checkpoint import load_checkpoint
+from hierarchy.config import from_dict
+from hierarchy.data.transforms import letterbox, to_model_input
+from hierarchy.detect import garment_regions, offline_ultralytics, resolve_detector_weights
+from hierarchy.evaluate import model_from_checkpoint
+offline_ultralytics()
+folder, model_dir, classify = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+yolo = YOLO(str(resolve_detector_weights("")))
+state = load_checkpoint(model_dir); size = from_dict(state["config"]).data.image_size
+model = model_from_checkpoint(state, torch.device("cpu")).eval()
+rows = 0
+for path in sorted(folder.glob("*.jpg")):
+    image = Image.open(path).convert("RGB")
+    result = yolo.predict(image, imgsz=640, conf=0.25, verbose=False)[0]
+    if not classify:
+        continue
+    boxes, points = result.boxes.xyxy.numpy(), result.keypoints.data.numpy()
+    for box, kp in zip(boxes, points):
+        for kind, region in garment_regions(box, kp, 0.5).items():
+            with torch.no_grad():
+                model(to_model_input(letterbox(image, size, region)[None]))
+            rows += 1
+print(rows)
+"""
+
+
+def make_photos(folder: Path, n: int) -> None:
+    """``n`` real photos of mixed sizes: the packaged photos and 1920x1080 street frames, mirrored in turn."""
+    sources = [Image.open(p).convert("RGB") for p in PHOTOS] + [
+        Image.open(p).convert("RGB") for p, _ in small_people_frames(folder.parent / "frames", n=6)
+    ]
+    for k in range(n):
+        image = sources[k % len(sources)]
+        (ImageOps.mirror(image) if (k // len(sources)) % 2 else image).save(folder / f"{k:04d}.jpg", quality=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=48, help="photos in the throughput folder")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="label-bench-"))
+    photos = work / "photos"
+    photos.mkdir()
+    make_photos(photos, args.images)
+    # A garment classifier trained on pose regions of these photos (not timed: only its speed matters here).
+    model = work / "model"
+    run_child(
+        hierarchy_cmd(
+            "run", "--stage", "coarse", "--run-dir", str(model), "data.format=folder", f"data.root={photos}",
+            "data.taxonomy=garment", "data.crop=pose-garments", "train.epochs=1", "data.image_size=64",
+            f"detect.cache_dir={work / 'cache'}", SINGLE_PASS, "data.val_fraction=0.2",
+        ),
+        work / "train.log",
+    )  # fmt: skip
+    rows = []
+    arms = {
+        "(a) hierarchy label": hierarchy_cmd(
+            "label", str(photos), "--model", str(model), "--out", str(work / "a.csv"), SINGLE_PASS
+        ),
+        "(b) naive loop: predict per image, forward per crop": [
+            sys.executable,
+            "-c",
+            NAIVE,
+            str(photos),
+            str(model),
+            "1",
+        ],  # fmt: skip
+        "(c) detector alone (ultralytics, batch 1)": [sys.executable, "-c", NAIVE, str(photos), str(model), "0"],
+    }
+    for name, cmd in arms.items():
+        measured = run_child(cmd, work / f"{name[:3]}.log")
+        rows.append(
+            {"arm": name, "images": args.images, **measured, "img_per_s": round(args.images / measured["wall_s"], 2)}
+        )
+        print(rows[-1], flush=True)
+    a, b, c = (r["img_per_s"] for r in rows)
+    # Memory: label 1,000 and 10,000 small images with a whole-image model.
+    memory = []
+    tiny = work / "tiny"
+    make_tiny(tiny, 10_000)
+    small_model = work / "small-model"
+    run_child(
+        hierarchy_cmd(
+            "run", "--stage", "coarse", "--run-dir", str(small_model), "data.format=folder",
+            f"data.root={tiny / 'train'}", "data.taxonomy=garment", "train.epochs=1", "data.image_size=32",
+        ),
+        work / "train-small.log",
+    )  # fmt: skip
+    for n in (1_000, 10_000):
+        listing = work / f"list{n}.txt"
+        listing.write_text("\n".join(str(p) for p in sorted((tiny / "all").glob("*.png"))[:n]) + "\n")
+        cmd = hierarchy_cmd("label", str(listing), "--model", str(small_model), "--out", str(work / f"m{n}.csv"))
+        measured = run_child(cmd, work / f"m{n}.log")
+        memory.append({"images": n, **measured, "img_per_s": round(n / measured["wall_s"], 1)})
+        print(memory[-1], flush=True)
+    growth = memory[1]["peak_rss_mb"] - memory[0]["peak_rss_mb"]
+    device = "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
+    results = {"device": device, "throughput": rows, "memory": memory, "rss_growth_mb": growth}
+    text = (
+        format_table(rows, ["arm", "images", "img_per_s", "wall_s", "peak_rss_mb"])
+        + f"\n\n(a)/(b) = {a / b:.2f}x, (a)/(c) = {a / c:.2f}x. Wall time includes each process's start-up "
+        "(model and detector loading).\n\n"
+        + format_table(memory, ["images", "img_per_s", "wall_s", "peak_rss_mb"])
+        + f"\n\nPeak RSS growth from 1,000 to 10,000 images: {growth:+.1f} MB."
+    )
+    print(text)
+    out = ROOT / "benchmarks" / "results"
+    (out / "label_throughput.json").write_text(json.dumps(results, indent=2))
+    (out / "label_throughput.md").write_text(
+        f"# Batch labeler: throughput and memory\n\n`python benchmarks/label_throughput.py` on "
+        f"{time.strftime('%Y-%m-%d')}, device: {device}\n\n{text}\n"
+    )
+
+
+def make_tiny(folder: Path, n: int) -> None:
+    """``n`` small generated garment images, plus a labelled copy of a few for training the small model."""
+    import numpy as np
+
+    from tests.conftest import class_pattern  # the generated learnable patterns of the test suite
+
+    rng = np.random.default_rng(0)
+    (folder / "all").mkdir(parents=True)
+    for k in range(n):
+        Image.fromarray(class_pattern(k % 10, rng)).save(folder / "all" / f"{k:05d}.png")
+    for label in ("top", "bottom", "shoe"):
+        (folder / "train" / label).mkdir(parents=True)
+        for k in range(200):
+            Image.fromarray(class_pattern(len(label) + k % 2, rng)).save(folder / "train" / label / f"{k}.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Where labels go: crash-safe chunks while a run works, one output file when it ends.
+
+While labeling, finished images are written in chunks to ``OUT.parts/part-r<rank>-<n>.jsonl`` (temporary
+file, fsync, rename: a chunk is there whole or not at all). Every chunk holds complete images only: all
+rows of an image, or its error. At the end the chunks and any earlier output merge into ``OUT`` (.csv,
+.jsonl or .parquet; written to a temporary file and renamed) and ``OUT.errors.csv``, then the chunks go.
+Re-running with the same ``OUT`` reads what is finished from all of them and skips it; merging keeps the
+first record of each image, so a kill between the rename and the clean-up cannot duplicate rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from hierarchy.errors import UserError
+
+FORMATS = (".csv", ".jsonl", ".parquet")
+ERROR_COLUMNS = ["root", "path", "error"]
+
+
+def image_key(record: dict) -> str:
+    return f"{record['root']}\t{record['path']}"
+
+
+class LabelStore:
+    def __init__(self, out: str | Path, rank: int = 0) -> None:
+        self.out = Path(out).expanduser()
+        if self.out.suffix.lower() not in FORMATS:
+            raise UserError(f"--out {out}: use a .csv, .jsonl or .parquet file name")
+        self.parts = self.out.with_name(self.out.name + ".parts")
+        self.errors = self.out.with_name(self.out.stem + ".errors.csv")
+        self.rank = rank
+        self.pending: list[dict] = []
+        self.sequence = 0
+
+    # reading -------------------------------------------------------------------------------------------
+    def part_files(self) -> list[Path]:
+        return sorted(self.parts.glob("part-*.jsonl")) if self.parts.is_dir() else []
+
+    def part_records(self) -> Iterator[dict]:
+        for part in self.part_files():
+            with open(part, encoding="utf-8") as f:
+                for line in f:
+                    yield json.loads(line)
+
+    def output_rows(self) -> Iterator[dict]:
+        """Rows of an earlier merged output, streamed."""
+        if not self.out.is_file():
+            return
+        suffix = self.out.suffix.lower()
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(self.out).iter_batches(batch_size=4096):
+                yield from batch.to_pylist()
+        elif suffix == ".jsonl":
+            with open(self.out, encoding="utf-8") as f:
+                yield from (json.loads(line) for line in f if line.strip())
+        else:
+            for chunk in pd.read_csv(self.out, chunksize=4096, dtype=str, keep_default_na=False):
+                yield from chunk.to_dict("records")
+
+    def finished(self) -> set[str]:
+        """Keys of every image with rows or an error, in the output, the errors file or the chunks."""
+        done = {image_key(row) for row in self.output_rows()}
+        if self.errors.is_file():
+            with open(self.errors, encoding="utf-8", newline="") as f:
+                done |= {image_key(row) for row in csv.DictReader(f)}
+        done |= {image_key(record) for record in self.part_records()}
+        return done
+
+    # writing -------------------------------------------------------------------------------------------
+    def add(self, record: dict) -> None:
+        """One image: ``{"root", "path", "rows": [...]}`` or ``{"root", "path", "error": "..."}``."""
+        self.pending.append(record)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        self.parts.mkdir(parents=True, exist_ok=True)
+        while True:  # a resumed run continues the numbering after its earlier chunks
+            target = self.parts / f"part-r{self.rank}-{self.sequence:06d}.jsonl"
+            self.sequence += 1
+            if not target.exists():
+                break
+        tmp = target.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in self.pending)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        self.pending = []
+
+    def merge(self) -> dict[str, int]:
+        """Write OUT and OUT.errors.csv from the earlier output and every chunk; returns counts."""
+        seen: set[str] = set()
+        errors: list[dict] = []
+        if self.errors.is_file():
+            with open(self.errors, encoding="utf-8", newline="") as f:
+                errors = list(csv.DictReader(f))
+        seen |= {image_key(e) for e in errors}
+
+        def rows() -> Iterator[dict]:
+            earlier = set()
+            for row in self.output_rows():
+                earlier.add(image_key(row))
+                yield row
+            seen.update(earlier)
+            for record in self.part_records():
+                key = image_key(record)
+                if key in seen:
+                    continue  # already merged before a kill interrupted the clean-up
+                seen.add(key)
+                if "error" in record:
+                    errors.append({"root": record["root"], "path": record["path"], "error": record["error"]})
+                else:
+                    yield from record["rows"]
+
+        count = write_rows(rows(), self.out)
+        tmp = self.errors.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, ERROR_COLUMNS)
+            writer.writeheader()
+            writer.writerows(errors)
+        os.replace(tmp, self.errors)
+        if not errors:
+            self.errors.unlink()
+        shutil.rmtree(self.parts, ignore_errors=True)
+        return {"rows": count, "errors": len(errors)}
+
+
+def write_rows(rows: Iterator[dict], out: Path) -> int:
+    """Stream rows into ``out`` by its suffix, through a temporary file and a rename; returns the row count."""
+    tmp = out.with_name(out.name + ".tmp")
+    count = 0
+    suffix = out.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = None
+        batch: list[dict] = []
+        for row in rows:
+            batch.append(row)
+            count += 1
+            if len(batch) == 4096:
+                table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                batch = []
+        if batch or writer is None:
+            table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        writer.close()
+    else:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            writer = None
+            for row in rows:
+                count += 1
+                if suffix == ".jsonl":
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    continue
+                if writer is None:
+                    writer = csv.DictWriter(f, list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+    os.replace(tmp, out)
+    return count

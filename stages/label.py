@@ -1,0 +1,227 @@
+"""Batch labeler: folders of photos → one row per crop with every head's label, probability and top-k.
+
+Images stream through a DataLoader (workers decode and hash them), stage one detects on whole batches,
+and all crops of a batch go through the classifiers together. Several models vote softly (their
+probabilities are averaged). Finished images are written in crash-safe chunks (see label_store), so a
+killed run continues where it stopped; under torchrun every rank labels its own disjoint share.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from hierarchy.checkpoint import load_checkpoint
+from hierarchy.config import DetectConfig, from_dict
+from hierarchy.data.crops import DETECTING_MODES, file_hash, usable
+from hierarchy.data.image_folder import IMAGE_SUFFIXES, list_images
+from hierarchy.data.transforms import letterbox, open_image, to_model_input
+from hierarchy.decode import decode
+from hierarchy.detect import Detector, Region
+from hierarchy.errors import UserError
+from hierarchy.evaluate import model_from_checkpoint
+from hierarchy.label_store import LabelStore, image_key
+from hierarchy.runner import autocast, configure_threads, distributed, select_device
+from hierarchy.taxonomy import build_taxonomy
+
+log = logging.getLogger(__name__)
+TOP_K = 5
+CHUNK_SECONDS = 10.0  # finished images reach disk at least this often (and every ``chunk`` images)
+
+
+@dataclass(frozen=True)
+class Item:
+    root: str  # the folder or list file it was found under, as given ("" for a file given directly)
+    path: str  # relative to root
+    file: str  # the file to open
+
+
+def collect(paths: list[str]) -> list[Item]:
+    """Folders (recursively), image files, and list files (.txt: one path per line, relative to the list)."""
+    items = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            items += [Item(raw, str(p.relative_to(path)), str(p)) for p in list_images(path)]
+        elif path.is_file() and path.suffix.lower() == ".txt":
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip() and not line.startswith("#"):
+                    file = Path(line.strip()).expanduser()
+                    file = file if file.is_absolute() else path.parent / file
+                    items.append(Item(raw, line.strip(), str(file)))
+        elif path.is_file():
+            items.append(Item("", raw, str(path)))
+        else:
+            raise UserError(f"{raw} is neither a file nor a folder")
+    if not items:
+        raise UserError(f"no images under {paths} (suffixes: {sorted(IMAGE_SUFFIXES)}; or a .txt list of paths)")
+    return items
+
+
+class Decoded(Dataset):
+    """Decode and hash in loader workers; a file that cannot be read comes back with its reason."""
+
+    def __init__(self, items: list[Item], max_side: int) -> None:
+        self.items, self.max_side = items, max_side
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Item, object, float, str]:
+        item = self.items[i]
+        try:
+            sha = file_hash(item.file)
+            image, scale = open_image(item.file, self.max_side)
+            return item, image, scale, sha
+        except Exception as exc:  # missing, zero-byte, corrupt, not an image, a decompression bomb
+            return item, None, 0.0, f"{type(exc).__name__}: {exc}"
+
+
+class Classifiers:
+    """One or more checkpoints of the same taxonomy; probabilities averaged across them (soft voting)."""
+
+    def __init__(self, model_paths: list[str], device: torch.device) -> None:
+        self.states = [load_checkpoint(p) for p in model_paths]
+        self.taxonomy = build_taxonomy(self.states[0]["taxonomy"], source=self.states[0]["path"])
+        self.heads = list(self.states[0]["heads"])
+        for state in self.states[1:]:
+            if state["taxonomy"] != self.states[0]["taxonomy"] or list(state["heads"]) != self.heads:
+                raise UserError(
+                    f"{state['path']} and {self.states[0]['path']} differ in taxonomy or heads: an ensemble "
+                    "needs models of one taxonomy and stage"
+                )
+        self.configs = [from_dict(s["config"]) for s in self.states]
+        self.models = [model_from_checkpoint(s, device).eval() for s in self.states]
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, images: list, boxes: list) -> dict[str, torch.Tensor]:
+        """Probabilities per level for crops ``(image, box in that image's pixels)``."""
+        total: dict[str, torch.Tensor] = {}
+        for model, cfg in zip(self.models, self.configs):
+            batch = torch.stack([letterbox(im, cfg.data.image_size, box) for im, box in zip(images, boxes)])
+            x = to_model_input(batch.to(self.device, non_blocking=True), cfg.model.channels_last)
+            with autocast(self.device, cfg.train.amp):
+                logits = model(x)
+                if cfg.model.tta_flip:
+                    mirrored = model(x.flip(-1))
+                    logits = {h: (logits[h].float() + mirrored[h].float()) / 2 for h in logits}
+            probs = decode({h: v.float() for h, v in logits.items()}, self.taxonomy, cfg.hierarchy.rule)
+            for level in self.heads:
+                total[level] = total.get(level, 0) + probs[level].cpu() / len(self.models)
+        return total
+
+
+def label_columns(probs: dict[str, torch.Tensor], i: int, taxonomy) -> dict:
+    row = {}
+    for level, p in probs.items():
+        names = taxonomy.names(level)
+        top = p[i].topk(min(TOP_K, len(names)))
+        row[level] = names[int(top.indices[0])]
+        row[f"{level}_prob"] = round(float(top.values[0]), 4)
+        row[f"{level}_top{TOP_K}"] = "|".join(f"{names[int(k)]}:{float(v):.3f}" for v, k in zip(*top))
+    return row
+
+
+def run(
+    paths: list[str],
+    models: list[str],
+    out: str,
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int = -1,
+    crop: str = "",
+    detect: DetectConfig | None = None,
+    chunk: int = 256,
+) -> dict:
+    """Label every image not yet in ``out``; returns the summary (images, crops, errors, seconds)."""
+    configure_threads()
+    rank, world = distributed()
+    dev = select_device(device if world == 1 or device != "auto" else "auto")
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", rank % torch.cuda.device_count())
+    store = LabelStore(out, rank)
+    items = collect(paths)
+    done = store.finished()
+    todo = [it for it in items if image_key({"root": it.root, "path": it.path}) not in done]
+    mine = todo[rank::world]  # disjoint shares; every rank writes its own chunks
+    classifiers = Classifiers(models, dev)
+    mode = crop or classifiers.configs[0].data.crop
+    mode = "image" if mode in ("auto", "annotation") else mode  # photos to label carry no boxes
+    detect = detect or classifiers.configs[0].detect
+    detector = Detector(detect, str(dev)) if mode in DETECTING_MODES else None
+    if len(todo) < len(items):
+        log.info("%d of %d images are already labelled in %s: continuing", len(items) - len(todo), len(items), out)
+    max_side = (
+        max(detect.imgsz, detect.max_imgsz) if detector else 4 * max(c.data.image_size for c in classifiers.configs)
+    )
+    loader = DataLoader(
+        Decoded(mine, max_side),
+        batch_size=max(1, min(16, chunk)),  # a chunk holds whole loader batches
+        num_workers=min(4, torch.get_num_threads()) if workers < 0 else workers,
+        collate_fn=list,
+    )
+    counts = {"images": 0, "crops": 0, "errors": 0}
+    start = last_flush = time.perf_counter()
+    bar = tqdm(total=len(mine), unit="img", desc=f"label r{rank}" if world > 1 else "label", disable=None)
+    for batch in loader:
+        good = [(item, image, scale, sha) for item, image, scale, sha in batch if image is not None]
+        for item, _, _, reason in (b for b in batch if b[1] is None):
+            store.add({"root": item.root, "path": item.path, "error": reason})
+            counts["errors"] += 1
+        if good:
+            images, scales = [g[1] for g in good], [g[2] for g in good]
+            found = detector(images, list(scales)) if detector else [[whole(im, s)] for im, s in zip(images, scales)]
+            crops = []  # (image index, region) of every crop to classify
+            for n, regions in enumerate(found):
+                keep = [r for r in regions if usable(r, mode)] or [whole(images[n], scales[n])]
+                crops += [(n, r) for r in keep]
+            rows: list[list[dict]] = [[] for _ in good]
+            for s in range(0, len(crops), batch_size):
+                part = crops[s : s + batch_size]
+                boxes = [None if r.kind == "image" else tuple(v / scales[n] for v in r.box) for n, r in part]
+                probs = classifiers([images[n] for n, _ in part], boxes)
+                for j, (n, region) in enumerate(part):
+                    item, sha = good[n][0], good[n][3]
+                    x1, y1, x2, y2 = region.to_dict()["box"]
+                    rows[n].append(
+                        {"root": item.root, "path": item.path, "sha256": sha, "kind": region.kind,
+                         "person": region.person, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                         **label_columns(probs, j, classifiers.taxonomy)}
+                    )  # fmt: skip
+            for (item, *_), image_rows in zip(good, rows):
+                store.add({"root": item.root, "path": item.path, "rows": image_rows})
+            counts["crops"] += len(crops)
+        counts["images"] += len(batch)
+        bar.update(len(batch))
+        if len(store.pending) >= chunk or time.perf_counter() - last_flush > CHUNK_SECONDS:
+            store.flush()
+            last_flush = time.perf_counter()
+    store.flush()
+    bar.close()
+    seconds = time.perf_counter() - start
+    if world > 1:
+        torch.distributed.barrier()  # every rank's chunks are on disk before rank 0 merges them
+    merged = store.merge() if rank == 0 else {}
+    if world > 1:
+        torch.distributed.barrier()  # no rank exits (and tears down the group) before the merge is written
+        torch.distributed.destroy_process_group()
+    summary = {
+        **counts,
+        "skipped_done": len(items) - len(todo),
+        "seconds": round(seconds, 1),
+        "images_per_s": round(counts["images"] / max(seconds, 1e-9), 2),
+        "rows_in_output": merged.get("rows", 0),
+        "errors_in_output": merged.get("errors", 0),
+    }
+    return summary
+
+
+def whole(image, scale: float) -> Region:
+    return Region("image", (0.0, 0.0, image.width * scale, image.height * scale), 1.0)

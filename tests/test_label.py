@@ -1,0 +1,113 @@
+"""The batch labeler in real processes: outputs, bad files, resume after SIGKILL, ensembles, torchrun shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from conftest import ROOT, make_image_folder
+from PIL import Image
+from test_cli import hierarchy
+
+from hierarchy.taxonomy import load_taxonomy
+
+
+@pytest.fixture(scope="module")
+def labeller(tmp_path_factory):
+    """A tiny fine model trained on an image folder, and a folder of images to label (with bad files)."""
+    base = tmp_path_factory.mktemp("label")
+    train = make_image_folder(base / "train", ["tshirt_top", "Trouser", "Bag"], 12)  # folder names are aliases
+    common = [f"data.root={train}", "data.format=folder", "train.epochs=1", "train.batch_size=16", "data.image_size=32"]
+    hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *common)
+    hierarchy("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}", *common)
+    photos = make_image_folder(base / "photos" / "a", ["x", "y"], 20)  # 40 images in nested folders
+    (photos / "x" / "empty.png").write_bytes(b"")
+    (photos / "y" / "notes.png").write_text("not an image")
+    (photos / "y" / "cut.png").write_bytes((photos / "y" / "0.png").read_bytes()[:60])
+    return base / "fine", base / "photos"
+
+
+def test_label_rows_errors_and_formats(labeller, tmp_path):
+    model, photos = labeller
+    out = tmp_path / "labels.csv"
+    proc = hierarchy("label", str(photos), "--model", str(model), "--out", str(out), check=False)
+    assert proc.returncode == 3, proc.stderr  # finished, but some files had no labels
+    rows = pd.read_csv(out)
+    assert len(rows) == 40 and rows["path"].nunique() == 40 and (rows["kind"] == "image").all()
+    assert {"root", "path", "sha256", "x1", "y2", "coarse", "coarse_prob", "fine", "fine_prob", "fine_top5"} <= set(
+        rows.columns
+    )
+    assert rows["path"].str.startswith("a/").all()  # relative to the folder given
+    assert set(rows["fine"]) <= set(load_taxonomy("fashion_mnist").fine)  # class names, not ids
+    assert ((rows["fine_prob"] > 0) & (rows["fine_prob"] <= 1)).all()
+    errors = pd.read_csv(tmp_path / "labels.errors.csv")
+    assert sorted(errors["path"].str.rsplit("/", n=1).str[-1]) == ["cut.png", "empty.png", "notes.png"]
+    assert not (tmp_path / "labels.csv.parts").exists()
+    again = hierarchy("label", str(photos), "--model", str(model), "--out", str(out), check=False)
+    assert again.returncode == 3 and "0 images labelled (43 already done)" in again.stdout
+    assert len(pd.read_csv(out)) == 40
+    for suffix in ("jsonl", "parquet"):
+        other = tmp_path / f"labels.{suffix}"
+        hierarchy("label", str(photos), "--model", str(model), "--model", str(model), "--out", str(other), check=False)
+        table = pd.read_json(other, lines=True) if suffix == "jsonl" else pd.read_parquet(other)
+        assert len(table) == 40 and list(table["fine"]) == list(rows["fine"])  # a 2-model ensemble of one agrees
+
+
+def test_killed_run_resumes_without_duplicates_or_gaps(labeller, tmp_path):
+    model, _ = labeller
+    photos = make_image_folder(tmp_path / "many", ["x", "y"], 150)
+    reference = tmp_path / "reference.jsonl"
+    hierarchy("label", str(photos), "--model", str(model), "--out", str(reference), "--workers", "0", check=False)
+    out = tmp_path / "killed.jsonl"
+    cmd = [sys.executable, "-m", "hierarchy", "label", str(photos), "--model", str(model), "--out", str(out)]
+    cmd += ["--chunk", "4", "--workers", "0"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "killed.jsonl.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("part-*.jsonl"))) < 2:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and len(list(parts.glob("part-*.jsonl"))) >= 2  # killed mid-run, chunks on disk
+    hierarchy("label", str(photos), "--model", str(model), "--out", str(out), check=False)
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    want = [json.loads(line) for line in reference.read_text().splitlines()]
+    key = lambda r: r["path"]  # noqa: E731
+    assert sorted(r["path"] for r in got) == sorted(r["path"] for r in want)  # each image once, none missing
+    assert {key(r): r["fine"] for r in got} == {key(r): r["fine"] for r in want}
+
+
+def test_torchrun_two_ranks_label_disjoint_shares(labeller, tmp_path):
+    model, photos = labeller
+    out = tmp_path / "ranks.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "hierarchy", "label",
+         str(photos), "--model", str(model), "--out", str(out), "--device", "cpu", "--workers", "0"],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0, proc.stderr[-3000:]  # rank 0 exits 3 (unreadable files); torchrun reports it
+    assert "files could not be read" in proc.stderr
+    rows = pd.read_csv(out)
+    assert len(rows) == 40 and rows["path"].nunique() == 40
+    assert len(pd.read_csv(tmp_path / "ranks.errors.csv")) == 3
+
+
+def test_label_real_photos_by_garment_region(photo_folder, tmp_path):
+    common = ["data.format=folder", f"data.root={photo_folder}", "train.epochs=1", "train.batch_size=8"]
+    common += ["data.image_size=32", "data.taxonomy=garment", "data.crop=pose-garments"]
+    common += [f"detect.cache_dir={tmp_path / 'cache'}"]
+    hierarchy("run", "--stage", "coarse", "--run-dir", str(tmp_path / "m"), *common)
+    out = tmp_path / "garments.csv"
+    hierarchy("label", str(photo_folder), "--model", str(tmp_path / "m"), "--out", str(out))
+    rows = pd.read_csv(out)
+    bus = rows[rows["path"] == "street/0.jpg"]
+    assert set(bus["kind"]) == {"hat", "top", "bottom", "shoe"} and (bus["person"] >= 0).all()
+    assert list(rows[rows["path"] == "street/nobody.jpg"]["kind"]) == ["image"]
+    assert set(rows["coarse"]) <= {"hat", "outer", "top", "bottom", "onepiece", "shoe", "bag"}
+    Image.open(photo_folder / "street" / "0.jpg")  # inputs untouched
