@@ -21,11 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from hierarchy.config import DetectConfig
 from hierarchy.errors import UserError
 from hierarchy.models import OfflineWeights, resolve_offline_weights
+from hierarchy.runner import autocast
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,8 @@ def resolve_detector_weights(weights: str) -> Path:
 def config_key(cfg: DetectConfig, weights: Path) -> str:
     """A short hash of everything that changes what the detector finds (weights content and settings)."""
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    settings = {k: getattr(cfg, k) for k in ("conf", "iou", "imgsz", "max_imgsz", "small", "max_det", "kpt_conf")}
+    keys = ("conf", "iou", "imgsz", "max_imgsz", "small", "max_det", "kpt_conf", "amp")
+    settings = {k: getattr(cfg, k) for k in keys}
     return hashlib.sha256(json.dumps([digest, settings], sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -143,6 +146,7 @@ class Detector:
         Image.open = patches._image_open
 
         self.cfg, self.device = cfg, device
+        self.torch_device = torch.device("cpu" if str(device) == "cpu" else "cuda")  # for mixed precision
         self.weights = resolve_detector_weights(cfg.weights)
         try:
             self.model = YOLO(str(self.weights))
@@ -150,8 +154,6 @@ class Detector:
             raise UserError(f"{self.weights} is not a YOLO checkpoint ultralytics can load: {exc}") from None
         if self.model.task not in ("pose", "detect"):
             raise UserError(f"{self.weights} is a YOLO {self.model.task} model; use a pose or detect model")
-        # On a CPU batching buys nothing (compute-bound) and costs padding; on a GPU it fills the device.
-        self.batch = cfg.batch or (1 if str(device) == "cpu" else 16)
         self.names = self.model.names
         self.key = config_key(cfg, self.weights)
 
@@ -187,12 +189,13 @@ class Detector:
             groups.setdefault(padded, []).append(i)
         found: list[Found] = [None] * len(images)  # type: ignore[list-item]
         for members in groups.values():
-            for start in range(0, len(members), self.batch):
-                chunk = members[start : start + self.batch]
-                results = self.model.predict(
-                    [inputs[i] for i in chunk], imgsz=side, conf=self.cfg.conf, iou=self.cfg.iou,
-                    max_det=self.cfg.max_det, device=self.device, verbose=False,
-                )  # fmt: skip
+            for start in range(0, len(members), self.cfg.batch):
+                chunk = members[start : start + self.cfg.batch]
+                with autocast(self.torch_device, self.cfg.amp):
+                    results = self.model.predict(
+                        [inputs[i] for i in chunk], imgsz=side, conf=self.cfg.conf, iou=self.cfg.iou,
+                        max_det=self.cfg.max_det, device=self.device, verbose=False,
+                    )  # fmt: skip
                 for i, result in zip(chunk, results):
                     points = None
                     if result.keypoints is not None:
