@@ -11,7 +11,7 @@ from PIL import ImageDraw
 
 from hierarchy.config import DetectConfig
 from hierarchy.data.crops import detect_files
-from hierarchy.data.image_folder import IMAGE_SUFFIXES, list_images
+from hierarchy.data.image_folder import collect
 from hierarchy.data.transforms import open_image
 from hierarchy.errors import UserError
 
@@ -22,19 +22,8 @@ PREVIEW_SIDE = 1280  # previews are for eyes, not pixels: long side capped
 
 
 def collect_images(paths: list[str]) -> list[str]:
-    """Files as given (any suffix) and image files found under folders, in a stable order."""
-    found = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            found += [str(p) for p in list_images(path)]
-        elif path.is_file():
-            found.append(str(path))
-        else:
-            raise UserError(f"{raw} is neither a file nor a folder")
-    if not found:
-        raise UserError(f"no images under {paths} (suffixes: {sorted(IMAGE_SUFFIXES)})")
-    return found
+    """Image files under folders, files as given, and the paths in .txt lists (see image_folder.collect)."""
+    return [item.file for item in collect(paths)]
 
 
 def rows_for(image: str, regions, error: str | None) -> list[dict]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -20,7 +18,7 @@ from tqdm import tqdm
 from hierarchy.checkpoint import load_checkpoint
 from hierarchy.config import DetectConfig, from_dict
 from hierarchy.data.crops import DETECTING_MODES, file_hash, usable
-from hierarchy.data.image_folder import IMAGE_SUFFIXES, list_images
+from hierarchy.data.image_folder import Item, collect
 from hierarchy.data.transforms import letterbox, open_image, to_model_input
 from hierarchy.decode import decode
 from hierarchy.detect import Detector, Region
@@ -33,35 +31,6 @@ from hierarchy.taxonomy import build_taxonomy
 log = logging.getLogger(__name__)
 TOP_K = 5
 CHUNK_SECONDS = 10.0  # finished images reach disk at least this often (and every ``chunk`` images)
-
-
-@dataclass(frozen=True)
-class Item:
-    root: str  # the folder or list file it was found under, as given ("" for a file given directly)
-    path: str  # relative to root
-    file: str  # the file to open
-
-
-def collect(paths: list[str]) -> list[Item]:
-    """Folders (recursively), image files, and list files (.txt: one path per line, relative to the list)."""
-    items = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            items += [Item(raw, str(p.relative_to(path)), str(p)) for p in list_images(path)]
-        elif path.is_file() and path.suffix.lower() == ".txt":
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip() and not line.startswith("#"):
-                    file = Path(line.strip()).expanduser()
-                    file = file if file.is_absolute() else path.parent / file
-                    items.append(Item(raw, line.strip(), str(file)))
-        elif path.is_file():
-            items.append(Item("", raw, str(path)))
-        else:
-            raise UserError(f"{raw} is neither a file nor a folder")
-    if not items:
-        raise UserError(f"no images under {paths} (suffixes: {sorted(IMAGE_SUFFIXES)}; or a .txt list of paths)")
-    return items
 
 
 class Decoded(Dataset):
