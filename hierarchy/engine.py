@@ -144,6 +144,15 @@ def train_one_epoch(
     return {"train/loss": loss_sum / max(1, seen), "train/images_per_s": seen / max(elapsed, 1e-9)}
 
 
+def forward(model: nn.Module, x: torch.Tensor, tta_flip: bool) -> dict[str, torch.Tensor]:
+    """Logits per head; with ``tta_flip`` averaged with the mirrored image's (garments are left-right symmetric)."""
+    out = model(x)
+    if tta_flip:
+        mirrored = model(x.flip(-1))
+        out = {head: (out[head].float() + mirrored[head].float()) / 2 for head in out}
+    return out
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -166,10 +175,7 @@ def predict(
             continue
         x = to_model_input(batch.images.to(device, non_blocking=True), channels_last)
         with autocast(device, amp):
-            out = model(x)
-            if tta_flip:  # average with the mirrored image: garments are left-right symmetric in meaning
-                mirrored = model(x.flip(-1))
-                out = {head: (out[head].float() + mirrored[head].float()) / 2 for head in out}
+            out = forward(model, x, tta_flip)
         for head, value in out.items():
             logits.setdefault(head, []).append(value.float().cpu())
         for level in targets:

@@ -30,7 +30,7 @@ from hierarchy.taxonomy import Taxonomy, load_taxonomy
 log = logging.getLogger(__name__)
 
 
-def write_yolo_split(files: ImageFiles, taxonomy: Taxonomy, folder: Path) -> int:
+def write_yolo_split(files: ImageFiles, folder: Path) -> int:
     """Link the images and write one YOLO label file per image (class cx cy w h, normalised); returns images."""
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "labels").mkdir(parents=True, exist_ok=True)
@@ -68,9 +68,7 @@ def build_dataset(cfg: Config, taxonomy: Taxonomy, folder: Path) -> Path:
             raise UserError(f"data.root={cfg.data.root} not found")
         return path
     train, val = build_splits(cfg.data, taxonomy, cfg.train.seed)  # data.crop=auto: the annotated boxes
-    counts = {
-        split: write_yolo_split(files, taxonomy, folder / split) for split, files in (("train", train), ("val", val))
-    }
+    counts = {split: write_yolo_split(files, folder / split) for split, files in (("train", train), ("val", val))}
     if not counts["train"] or not counts["val"]:
         raise UserError(f"no boxes to train a detector on in data.root={cfg.data.root} (images with boxes: {counts})")
     log.info("YOLO data in %s: %d training and %d validation images", folder, counts["train"], counts["val"])

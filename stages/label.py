@@ -22,6 +22,7 @@ from hierarchy.data.image_folder import Item, collect
 from hierarchy.data.transforms import letterbox, open_image, to_model_input
 from hierarchy.decode import decode
 from hierarchy.detect import Detector, Region
+from hierarchy.engine import forward
 from hierarchy.errors import UserError
 from hierarchy.evaluate import model_from_checkpoint
 from hierarchy.label_store import LabelStore, image_key
@@ -77,10 +78,7 @@ class Classifiers:
             batch = torch.stack([letterbox(im, cfg.data.image_size, box) for im, box in zip(images, boxes)])
             x = to_model_input(batch.to(self.device, non_blocking=True), cfg.model.channels_last)
             with autocast(self.device, cfg.train.amp):
-                logits = model(x)
-                if cfg.model.tta_flip:
-                    mirrored = model(x.flip(-1))
-                    logits = {h: (logits[h].float() + mirrored[h].float()) / 2 for h in logits}
+                logits = forward(model, x, cfg.model.tta_flip)
             probs = decode({h: v.float() for h, v in logits.items()}, self.taxonomy, cfg.hierarchy.rule)
             for level in self.heads:
                 total[level] = total.get(level, 0) + probs[level].cpu() / len(self.models)
@@ -112,8 +110,8 @@ def run(
     """Label every image not yet in ``out``; returns the summary (images, crops, errors, seconds)."""
     configure_threads()
     rank, world = distributed()
-    dev = select_device(device if world == 1 or device != "auto" else "auto")
-    if dev.type == "cuda" and world > 1:
+    dev = select_device(device)
+    if dev.type == "cuda" and world > 1:  # one GPU per process
         dev = torch.device("cuda", rank % torch.cuda.device_count())
     store = LabelStore(out, rank)
     items = collect(paths)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from hierarchy.config import DetectConfig
@@ -74,10 +74,10 @@ class DetectionCache:
 
 def detect_files(paths: Iterable[str], cfg: DetectConfig, device: str = "cpu") -> tuple[dict, dict[str, str]]:
     """Regions for every readable file, from the cache where possible; ``(regions by path, errors by path)``."""
-    from hierarchy.detect import Detector
+    from hierarchy.detect import Detector, config_key, resolve_detector_weights
 
-    detector = Detector(cfg, device)
-    cache = DetectionCache(cfg.cache_dir, detector.key)
+    weights = resolve_detector_weights(cfg.weights)
+    cache = DetectionCache(cfg.cache_dir, config_key(cfg, weights))
     found, errors, pending = {}, {}, []
     unique = list(dict.fromkeys(paths))
     for path in unique:
@@ -91,8 +91,10 @@ def detect_files(paths: Iterable[str], cfg: DetectConfig, device: str = "cpu") -
             pending.append((path, sha))
         else:
             found[path] = cached
-    if pending:
-        log.info("detecting on %d images (%d cached) with %s", len(pending), len(found), detector.weights.name)
+    if not pending:
+        return found, errors  # all cached: YOLO is not even loaded
+    detector = Detector(cfg, device)
+    log.info("detecting on %d images (%d cached) with %s", len(pending), len(found), weights.name)
     for start in range(0, len(pending), 32):  # decode a few images ahead, never a whole folder
         images, scales, ready = [], [], []
         for path, sha in pending[start : start + 32]:
@@ -192,11 +194,3 @@ def expand(files: ImageFiles, regions: dict, mode: str, taxonomy: Taxonomy) -> I
             tags.append(region.kind if region.person < 0 else f"{region.kind}@{region.person}")
     log.info("data.crop=%s: %d crops from %d images", mode, len(index), len(files))
     return files.with_crops(index, boxes, fine, coarse, tags)
-
-
-def count_kinds(tags: Sequence[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for tag in tags:
-        kind = tag.split("@")[0]
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
