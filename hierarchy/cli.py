@@ -1,5 +1,6 @@
 """Command line: ``hierarchy run --stage coarse|fine|detect|all``, ``hierarchy eval --model RUN``,
-``hierarchy detect PATH... --out FILE``.
+``hierarchy detect PATH... --out FILE``, ``hierarchy label PATH... --model RUN --out FILE``,
+``hierarchy audit --stage fine``.
 
 Sub-commands live in one dispatch table; mistakes a user can fix print one line and exit with status 2.
 """
@@ -58,6 +59,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg.run_dir = args.run_dir
     run_dir = STAGES[args.stage](cfg)
     print(run_dir)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from hierarchy.config import load_config
+    from stages import audit
+
+    if args.stage not in ("coarse", "fine"):
+        raise UserError(f"--stage {args.stage}: hierarchy audit audits the labels of a coarse or fine stage")
+    cfg = load_config(args.stage, args.config, args.overrides)
+    if args.run_dir:
+        cfg.run_dir = args.run_dir
+    print(audit.run(cfg))
     return 0
 
 
@@ -127,6 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--help-config", action="store_true", help="list every config key and exit")
     run.add_argument("overrides", nargs="*", metavar="key=value")
     run.set_defaults(func=cmd_run)
+
+    aud = sub.add_parser(
+        "audit",
+        help="rank training labels by Area-Under-the-Margin over a short run; writes suspect_labels.csv",
+        epilog=EPILOG,
+    )
+    aud.add_argument("--stage", default="fine", help="coarse | fine (default fine): whose labels to audit")
+    aud.add_argument("--config", help="YAML file instead of configs/<stage>.yaml")
+    aud.add_argument("--run-dir", help="audit folder, exactly (default artifacts/audit/<timestamp>)")
+    aud.add_argument("overrides", nargs="*", metavar="key=value")
+    aud.set_defaults(func=cmd_audit)
 
     ev = sub.add_parser("eval", help="evaluate a model on the held-out test split", epilog=EPILOG)
     ev.add_argument("--model", required=True, help="run folder or checkpoint file")

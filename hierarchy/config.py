@@ -21,7 +21,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 @dataclass
 class DataConfig:
-    format: str = "fashion_mnist"  # fashion_mnist | folder | csv | kfashion
+    format: str = "fashion_mnist"  # fashion_mnist | folder | csv | kfashion | fashionhow
     root: str = ""  # data location; "" = the format's default (Fashion-MNIST: Debian package or torchvision layout)
     taxonomy: str = "fashion_mnist"  # a name in configs/taxonomy/ or a path to a taxonomy YAML
     limit: int = 0  # use only the first N training images (0 = all), for quick trials
@@ -30,6 +30,8 @@ class DataConfig:
     workers: int = -1  # DataLoader worker processes; -1 = auto (0 for in-memory data)
     crop: str = "auto"  # image | person | pose-garments | detector | annotation; auto = annotation if boxes exist
     mask: str = "none"  # none | polygon: blank pixels outside the garment polygon (K-Fashion) before padding
+    label_fraction: float = 1.0  # keep labels for only this seeded share of training samples (data-efficiency trials)
+    drop_suspects: str = ""  # a suspect_labels.csv (or audit run folder) from `hierarchy audit`: left out of training
     label_column: str = "label"  # csv: column holding the label (fine class name or alias)
     split_column: str = "split"  # csv: optional column with train / val / test per row
 
@@ -40,6 +42,7 @@ class ModelConfig:
     pretrained: bool = False  # load ImageNet weights offline (tf_efficientnet_lite0, mobilenetv2_100)
     weights: str = ""  # path to a local backbone state dict (overrides pretrained)
     drop_rate: float = 0.1  # dropout before each head
+    head: str = "linear"  # linear | mlp: a residual MLP block (LayerNorm, Linear, GELU, + skip) before each linear head
     stem_pool: bool = True  # false drops a ResNet stem's max-pool: 2x the feature-map side for small images
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and tensor cores
     tta_flip: bool = True  # at inference, average the logits of the image and its mirror image
@@ -56,7 +59,9 @@ class TrainConfig:
     step_epochs: int = 3  # step schedule: epochs between decays
     step_gamma: float = 0.1  # step schedule: decay factor
     label_smoothing: float = 0.1  # cross-entropy label smoothing
-    class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced data)
+    class_weights: bool = False  # weight each head's loss by inverse class frequency (imbalanced data)
+    balance: str = ""  # a head name: draw training samples class-balanced for that head ("" = plain shuffle)
+    multilabel: bool = False  # fine head: every style a photo is tagged with (BCE; thresholds tuned on validation)
     freeze_backbone_epochs: int = 0  # fine stage: train only the heads for the first N epochs
     loss_weights: dict = field(default_factory=lambda: {"coarse": 1.0, "fine": 1.0})  # per-head loss weight
     flip: float = 0.5  # probability of a horizontal flip
@@ -65,6 +70,13 @@ class TrainConfig:
     scale: float = 0.08  # max zoom in or out as a fraction
     jitter: float = 0.2  # max brightness and contrast change as a fraction
     erase: float = 0.0  # probability of random erasing a patch
+    cutmix: float = 0.0  # probability that a batch is CutMixed: a box from another image, labels mixed by area
+    cutmix_alpha: float = 1.0  # CutMix box area ~ Beta(alpha, alpha)
+    uda: float = 0.0  # weight of the UDA consistency loss on unlabelled images (0 = off)
+    unlabeled: str = ""  # folder, file or .txt list of unlabelled images for UDA (used whole)
+    uda_threshold: float = 0.8  # UDA counts an unlabelled image only where the weak view's top probability is this
+    uda_temperature: float = 0.4  # UDA sharpens the weak view's prediction with this softmax temperature
+    augment: str = ""  # a named preset (see AUGMENT_PRESETS) setting the keys above; keys set beside it win
     amp: bool = True  # bf16 mixed precision where the hardware does bf16 natively (recent GPUs and CPUs)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0  # seeds the split, shuffling, augmentation and initialisation
@@ -95,6 +107,12 @@ class LabelConfig:
 
 
 @dataclass
+class AuditConfig:
+    epochs: int = 4  # `hierarchy audit`: length of the short training run whose margins are averaged
+    threshold: float = 0.0  # samples whose AUM (mean margin of their label's logit) is below this are suspects
+
+
+@dataclass
 class HierarchyConfig:
     rule: str = "product"  # product: p(fine) = p(coarse) * p(fine | coarse); mask: best fine inside the best coarse
     # flat: fine head alone (consistency is then measured, not enforced)
@@ -113,6 +131,7 @@ class Config:
     hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
 
 def config_keys(cfg: Any = None, prefix: str = "") -> list[str]:
@@ -156,16 +175,34 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     raise UserError(f"config key {key!r} expects a {type(default).__name__}, got {value!r}")
 
 
+# Named augmentation presets. A preset sets its keys where it is given (a YAML file or the command line);
+# keys set in the same place win over it, and a preset on the command line wins over the YAML file's keys.
+AUGMENT_KEYS = ("flip", "rotate", "translate", "scale", "jitter", "erase", "cutmix")
+AUGMENT_PRESETS: dict[str, dict[str, float]] = {
+    name: dict(zip(AUGMENT_KEYS, values))
+    for name, values in {
+        "none": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+        "light": (0.5, 0.0, 0.06, 0.0, 0.0, 0.0, 0.0),  # centred, upright, evenly lit images (Fashion-MNIST)
+        "standard": (0.5, 8.0, 0.08, 0.08, 0.2, 0.0, 0.0),  # photos: small rotation, shift, zoom, lighting
+        "fashion": (0.5, 10.0, 0.1, 0.1, 0.2, 0.0, 0.5),  # the Fashion-How / K-Fashion teams' recipe: + CutMix
+        "strong": (0.5, 10.0, 0.1, 0.15, 0.3, 0.25, 0.5),  # long schedules that overfit: + random erasing
+    }.items()
+}
+
 CHOICES = {
     "hierarchy.rule": ("product", "mask", "flat"),
     "train.schedule": ("cosine", "step"),
     "data.crop": ("auto", "image", "person", "pose-garments", "detector", "annotation"),
     "data.mask": ("none", "polygon"),
+    "model.head": ("linear", "mlp"),
+    "train.augment": ("", *AUGMENT_PRESETS),
 }
 
 
 def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
     """Apply a nested dict of values to a config dataclass in place, rejecting unknown keys."""
+    if prefix == "train." and values.get("augment"):  # the preset first, so keys beside it override it
+        values = {**AUGMENT_PRESETS.get(str(values["augment"]), {}), **values}
     for key, value in values.items():
         dotted = prefix + key
         if not hasattr(cfg, key) or key.startswith("_"):

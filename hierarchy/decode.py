@@ -25,23 +25,31 @@ def group_matrix(taxonomy: Taxonomy, device: torch.device | str = "cpu") -> torc
     return m
 
 
-def decode(logits: dict[str, torch.Tensor], taxonomy: Taxonomy, rule: str = "product") -> dict[str, torch.Tensor]:
+def decode(
+    logits: dict[str, torch.Tensor], taxonomy: Taxonomy, rule: str = "product", multilabel: bool = False
+) -> dict[str, torch.Tensor]:
     """Probabilities per level from a model's logits.
 
     Args:
-        logits: ``{"coarse": (B, n_coarse)}`` and, for a fine model, ``"fine": (B, n_fine)``.
+        logits: ``{"coarse": (B, n_coarse)}`` and, for a fine model, ``"fine": (B, n_fine)``; attribute heads
+            (``{"daily": (B, n_daily)}`` …) stand beside the tree and are decoded by a softmax of their own.
 
     Returns:
         ``{"coarse": (B, n_coarse)}`` (the coarse head's own probabilities) and, for a fine model,
         ``"fine": (B, n_fine)`` decoded by ``rule`` and ``"implied_coarse": (B, n_coarse)``, the coarse
-        probabilities the fine ones imply (summed per group).
+        probabilities the fine ones imply (summed per group); one entry per attribute head. With ``multilabel``
+        the fine probabilities are independent sigmoids and a group is as likely as its likeliest member.
     """
     if rule not in RULES:
         raise UserError(f"hierarchy.rule={rule!r} is unknown; choose one of {RULES}")
-    out = {"coarse": logits["coarse"].float().softmax(-1)}
+    out = {head: value.float().softmax(-1) for head, value in logits.items() if head != "fine"}
     if "fine" not in logits:
         return out
     groups = group_matrix(taxonomy, logits["fine"].device)  # (F, C)
+    if multilabel:  # one sigmoid per fine class; a group is as likely as its likeliest member
+        out["fine"] = logits["fine"].float().sigmoid()
+        out["implied_coarse"] = (out["fine"][:, :, None] * groups).amax(1)  # (B, C)
+        return out
     fine = logits["fine"].float().softmax(-1)  # (B, F)
     if rule != "flat":
         within = fine / (fine @ groups @ groups.T).clamp_min(1e-12)  # p(f | parent(f)), (B, F)

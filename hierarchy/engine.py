@@ -12,26 +12,30 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from hierarchy.aum import MarginTracker
 from hierarchy.checkpoint import save_checkpoint
 from hierarchy.config import Config, TrainConfig, to_dict
-from hierarchy.data import build_loader
-from hierarchy.data.images import SkipLog
-from hierarchy.data.transforms import augment_batch, to_model_input
+from hierarchy.data import balanced_sampler, build_loader
+from hierarchy.data.images import Batch, SkipLog
+from hierarchy.data.transforms import augment_batch, cutmix, to_model_input
 from hierarchy.decode import decode
+from hierarchy.errors import UserError
+from hierarchy.losses import class_weights, compute_loss, consistency_loss
 from hierarchy.metrics import hierarchical_metrics
 from hierarchy.runner import autocast, distributed
 from hierarchy.taxonomy import Taxonomy
+from hierarchy.uda import endless_batches, split_unlabelled, uda_views
 
 log = logging.getLogger(__name__)
 
@@ -59,34 +63,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_pe
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def class_weights(dataset: Any, heads: dict[str, int]) -> dict[str, torch.Tensor]:
-    """Inverse class frequency per head, normalised to mean 1 over the classes present."""
-    weights = {}
-    for head, n in heads.items():
-        ids = torch.as_tensor(getattr(dataset, head), dtype=torch.long)
-        counts = torch.bincount(ids[ids >= 0], minlength=n).float()
-        w = torch.where(counts > 0, counts.sum() / counts.clamp_min(1), torch.zeros_like(counts))
-        weights[head] = w / w[counts > 0].mean()
-    return weights
-
-
-def compute_loss(
-    logits: dict[str, torch.Tensor],
-    targets: dict[str, torch.Tensor],
-    cfg: TrainConfig,
-    weights: dict[str, torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """Weighted sum of per-head cross-entropies; targets of -1 (label unknown at that level) are ignored."""
-    total = 0.0
-    for head, out in logits.items():
-        target = targets[head]
-        if (target >= 0).any():
-            w = weights[head].to(out.device) if weights else None
-            loss = F.cross_entropy(out.float(), target, weight=w, ignore_index=-1, label_smoothing=cfg.label_smoothing)
-            total = total + cfg.loss_weights.get(head, 1.0) * loss
-    return total
-
-
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
@@ -102,7 +78,15 @@ def train_one_epoch(
     skips: SkipLog,
     weights: dict[str, torch.Tensor] | None = None,
     channels_last: bool = True,
+    tracker: MarginTracker | None = None,
+    unlabeled: Iterator[Batch] | None = None,
 ) -> dict[str, float]:
+    """One pass over the loader.
+
+    Args:
+        tracker: An audit: records every sample's margins from the training forward passes.
+        unlabeled: Batches of unlabelled images for the UDA consistency loss (``train.uda``), one per step.
+    """
     model.train()
     core = getattr(model, "module", model)  # the network inside a DistributedDataParallel wrapper
     if not any(p.requires_grad for p in core.backbone.parameters()):
@@ -126,10 +110,23 @@ def train_one_epoch(
             continue
         images = batch.images.to(device, non_blocking=True)
         images = augment_batch(images, generator, cfg.flip, cfg.rotate, cfg.translate, cfg.scale, cfg.jitter, cfg.erase)
+        mix = None
+        if cfg.cutmix > 0 and float(torch.rand(1, generator=generator)) < cfg.cutmix:
+            images, perm, lam = cutmix(images, generator, cfg.cutmix_alpha)
+            mix = (perm, lam)
         targets = {k: v.to(device, non_blocking=True) for k, v in batch.targets.items()}
+        x, n = to_model_input(images, channels_last), len(images)
+        if unlabeled is not None:  # one forward for labelled + strongly augmented unlabelled images (as UDA does)
+            weak_logits, strong = uda_views(model, next(unlabeled).images.to(device), generator, cfg, device)
+            x = torch.cat([x, to_model_input(strong, channels_last)])
         with autocast(device, cfg.amp):
-            logits = model(to_model_input(images, channels_last))
-        loss = compute_loss(logits, targets, cfg, weights)
+            out = model(x)
+        logits = {head: value[:n] for head, value in out.items()}
+        loss = compute_loss(logits, targets, cfg, weights, mix)
+        if unlabeled is not None:
+            loss = loss + cfg.uda * consistency_loss({h: v[n:] for h, v in out.items()}, weak_logits, cfg)
+        if tracker is not None:
+            tracker.update(batch.sources, logits, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -163,10 +160,10 @@ def predict(
     skips: SkipLog | None = None,
     tta_flip: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
-    """Logits for every readable image: ``({head: (N, K)}, {level: (N,)} targets, sources)``."""
+    """Logits for every readable image: ``({head: (N, K)}, {head: (N,)} targets, sources)``."""
     model.eval()
     logits: dict[str, list[torch.Tensor]] = {}
-    targets: dict[str, list[torch.Tensor]] = {"coarse": [], "fine": []}
+    targets: dict[str, list[torch.Tensor]] = {}
     sources: list[str] = []
     for batch in loader:
         if skips is not None:
@@ -178,8 +175,8 @@ def predict(
             out = forward(model, x, tta_flip)
         for head, value in out.items():
             logits.setdefault(head, []).append(value.float().cpu())
-        for level in targets:
-            targets[level].append(batch.targets[level])
+        for head, value in batch.targets.items():
+            targets.setdefault(head, []).append(value)
         sources += batch.sources
     return ({k: torch.cat(v) for k, v in logits.items()}, {k: torch.cat(v) for k, v in targets.items()}, sources)
 
@@ -187,16 +184,22 @@ def predict(
 def validate(
     model: nn.Module, loader, taxonomy: Taxonomy, cfg: Config, device: torch.device, skips: SkipLog
 ) -> dict[str, float]:
-    """Top-1 per level on the validation split, with the configured hierarchy rule."""
+    """Top-1 per head on the validation split, with the configured hierarchy rule; for attribute heads also
+    the mean per-class accuracy (ACSA) and its mean over the heads."""
     logits, targets, _ = predict(
         model, loader, device, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip
     )
-    probs = decode(logits, taxonomy, cfg.hierarchy.rule)
+    probs = decode(logits, taxonomy, cfg.hierarchy.rule, cfg.train.multilabel)
     out = {}
-    for level in ("coarse", "fine"):
-        if level in probs:
-            keep = targets[level] >= 0
-            out[f"val/{level}_top1"] = float((probs[level].argmax(1)[keep] == targets[level][keep]).float().mean())
+    for head in logits:
+        keep = targets[head] >= 0
+        pred, true = probs[head].argmax(1)[keep], targets[head][keep]
+        out[f"val/{head}_top1"] = float((pred == true).float().mean())
+        if head in taxonomy.attributes:
+            classes = true.unique()
+            out[f"val/{head}_acsa"] = float(sum((pred[true == c] == c).float().mean() for c in classes) / len(classes))
+    if taxonomy.attributes:
+        out["val/mean_acsa"] = sum(out[f"val/{h}_acsa"] for h in taxonomy.attributes) / len(taxonomy.attributes)
     if "fine" in probs:
         h = hierarchical_metrics(
             probs["fine"].numpy(), probs["coarse"].numpy(), targets["fine"].numpy(), taxonomy, targets["coarse"].numpy()
@@ -231,6 +234,7 @@ def fit(
     device: torch.device,
     main_metric: str,
     resume_state: dict[str, Any] | None = None,
+    tracker: MarginTracker | None = None,
 ) -> dict[str, Any]:
     """Train for ``cfg.train.epochs``, saving ``last.pt`` every epoch and ``best.pt`` on a better ``main_metric``.
 
@@ -243,11 +247,14 @@ def fit(
     heads = {name: head.out_features for name, head in model.heads.items()}
     val_loader = build_loader(val_set, tc.batch_size * 2, cfg.data.workers)
     batch_size = max(1, tc.batch_size // world)  # the global batch stays train.batch_size under torchrun
+    train_set, pool = split_unlabelled(train_set, list(heads), tc, cfg.data.image_size)
     share = math.ceil(len(train_set) / world)
     steps_per_epoch = math.ceil(share / batch_size)  # the loader keeps the last partial batch
     optimizer = build_optimizer(model, tc)
     scheduler = build_scheduler(optimizer, tc, steps_per_epoch)
     weights = class_weights(train_set, heads) if tc.class_weights else None
+    if tc.balance and tc.balance not in heads:
+        raise UserError(f"train.balance={tc.balance!r} is not a head of this model; heads: {sorted(heads)}")
     history: list[dict[str, float]] = []
     start_epoch, best = 0, -1.0
     if resume_state is not None:
@@ -263,7 +270,10 @@ def fit(
         set_backbone_trainable(model, not frozen)
         started = time.time()
         sampler = None
-        if world > 1:  # disjoint shares of the shuffled training set, reshuffled each epoch
+        if tc.balance:  # each rank draws its own share, from its own stream
+            draw = epoch_generator(tc.seed + 7919 * rank + 1, epoch)
+            sampler = balanced_sampler(train_set, tc.balance, heads[tc.balance], share, draw)
+        elif world > 1:  # disjoint shares of the shuffled training set, reshuffled each epoch
             sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=tc.seed)
             sampler.set_epoch(epoch)
         loader = build_loader(
@@ -272,10 +282,22 @@ def fit(
         # DDP only syncs parameters that need gradients when it is built: rebuild it when freezing changes.
         net = DistributedDataParallel(model) if world > 1 else model
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "backbone_frozen": int(frozen)}
+        unlabeled = None if pool is None else endless_batches(pool, batch_size, cfg.data.workers, 1000 * (epoch + 1))
         row.update(
             train_one_epoch(
-                net, loader, optimizer, scheduler, tc, device, epoch, skips, weights, cfg.model.channels_last
-            )
+                net,
+                loader,
+                optimizer,
+                scheduler,
+                tc,
+                device,
+                epoch,
+                skips,
+                weights,
+                cfg.model.channels_last,
+                tracker,
+                unlabeled,
+            )  # fmt: skip
         )
         row.update(validate(model, val_loader, taxonomy, cfg, device, skips))
         row["time"] = round(time.time() - started, 2)

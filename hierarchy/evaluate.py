@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,25 @@ from hierarchy.checkpoint import load_checkpoint
 from hierarchy.config import apply, from_dict, parse_overrides, to_dict
 from hierarchy.data import build_loader, build_splits, build_test
 from hierarchy.data.images import SkipLog
+from hierarchy.data.transforms import to_model_input
 from hierarchy.decode import decode
-from hierarchy.engine import predict
+from hierarchy.engine import forward, predict
 from hierarchy.errors import UserError
-from hierarchy.metrics import classification_metrics, format_table, hierarchical_metrics, write_confusion
+from hierarchy.losses import multi_hot
+from hierarchy.metrics import (
+    classification_metrics,
+    format_table,
+    hierarchical_metrics,
+    multilabel_metrics,
+    tune_thresholds,
+    write_confusion,
+)
 from hierarchy.models import build_model
-from hierarchy.runner import select_device
+from hierarchy.runner import autocast, select_device
 from hierarchy.taxonomy import Taxonomy, build_taxonomy
 
 log = logging.getLogger(__name__)
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # batch-norm statistics: not parameters
 
 
 def model_from_checkpoint(state: dict[str, Any], device: torch.device) -> torch.nn.Module:
@@ -33,6 +44,31 @@ def model_from_checkpoint(state: dict[str, Any], device: torch.device) -> torch.
     model = build_model(cfg.model, state["heads"])
     model.load_state_dict(state["model"])
     return model.to(device).to(memory_format=torch.channels_last)
+
+
+FASHIONHOW_MAX_MB = 25.0  # Fashion-How's single-model size rule
+
+
+def model_footprint(state: dict[str, Any], image_size: int, tta_flip: bool, runs: int = 20) -> dict[str, Any]:
+    """Weights size and single-image CPU latency (batch 1, one thread per core, median of ``runs``)."""
+    model = model_from_checkpoint(state, torch.device("cpu")).eval()
+    size_mb = sum(v.numel() * v.element_size() for v in state["model"].values()) / 1e6
+    x = to_model_input(torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8))
+    cfg = from_dict(state["config"])
+    times = []
+    with torch.no_grad(), autocast(torch.device("cpu"), cfg.train.amp):
+        for i in range(runs + 3):  # 3 warm-up passes
+            start = time.perf_counter()
+            forward(model, x, tta_flip)
+            if i >= 3:
+                times.append(time.perf_counter() - start)
+    return {
+        "parameters": sum(v.numel() for k, v in state["model"].items() if not k.endswith(BUFFERS)),
+        "size_mb": round(size_mb, 2),
+        "within_fashionhow_25mb": size_mb <= FASHIONHOW_MAX_MB,
+        "cpu_latency_ms": round(1000 * float(np.median(times)), 2),
+        "cpu_threads": torch.get_num_threads(),
+    }
 
 
 def evaluate_checkpoint(
@@ -60,23 +96,25 @@ def evaluate_checkpoint(
     logits, targets, sources = predict(
         model, loader, dev, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip
     )
-    probs = {k: v.numpy() for k, v in decode(logits, taxonomy, cfg.hierarchy.rule).items()}
+    probs = {k: v.numpy() for k, v in decode(logits, taxonomy, cfg.hierarchy.rule, cfg.train.multilabel).items()}
     target = {k: v.numpy() for k, v in targets.items()}
+    if cfg.train.multilabel and "thresholds" not in state:
+        raise UserError(f"{state.get('path')} is a multi-label model without tuned thresholds: retrain it")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     heads: dict[str, Any] = {}
-    for level in ("coarse", "fine"):
-        if level in probs:
-            names = taxonomy.names(level)
-            heads[level] = classification_metrics(probs[level], target[level], names)
-            write_confusion(
-                heads[level]["confusion"],
-                names,
-                out_dir / f"confusion_{level}",
-                f"{taxonomy.titles[level]} ({split}, top-1 {heads[level]['top1']:.4f})",
-            )
+    for head in state["heads"]:
+        names = taxonomy.names(head)
+        heads[head] = classification_metrics(probs[head], target[head], names)
+        write_confusion(
+            heads[head]["confusion"],
+            names,
+            out_dir / f"confusion_{head}",
+            f"{taxonomy.title(head)} ({split}, top-1 {heads[head]['top1']:.4f})",
+        )
     report: dict[str, Any] = {
         "split": split,
+        "model": model_footprint(state, cfg.data.image_size, cfg.model.tta_flip),
         "checkpoint": state.get("path", ""),
         "stage": state.get("stage", ""),
         "taxonomy": taxonomy.name,
@@ -86,14 +124,30 @@ def evaluate_checkpoint(
         "skipped_files": skips.reasons,
         "heads": heads,
     }
+    if cfg.train.multilabel:
+        hot = multi_hot(targets, probs["fine"].shape[1]).numpy()
+        report["multilabel"] = multilabel_metrics(probs["fine"], hot, np.array(state["thresholds"]), taxonomy.fine)
     if "fine" in probs:
         report["hierarchy"] = hierarchical_metrics(
             probs["fine"], probs["coarse"], target["fine"], taxonomy, target["coarse"]
         )
     with open(out_dir / "metrics.json", "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, ensure_ascii=False)
-    write_predictions(out_dir / f"predictions_{split}.csv", sources, probs, target, taxonomy)
+    write_predictions(out_dir / f"predictions_{split}.csv", sources, {h: probs[h] for h in heads}, target, taxonomy)
     return report
+
+
+def fit_thresholds(state: dict[str, Any], dataset, device: str, batch_size: int, workers: int) -> list[float]:
+    """Per-class thresholds of a multi-label fine head, tuned for F1 on ``dataset`` (the validation split)."""
+    cfg = from_dict(state["config"])
+    taxonomy = build_taxonomy(state["taxonomy"], source=f"checkpoint {state.get('path', '')}")
+    dev = select_device(device)
+    logits, targets, _ = predict(
+        model_from_checkpoint(state, dev), build_loader(dataset, batch_size, workers), dev, cfg.train.amp,
+        cfg.model.channels_last, None, cfg.model.tta_flip,
+    )  # fmt: skip
+    probs = decode(logits, taxonomy, cfg.hierarchy.rule, multilabel=True)["fine"].numpy()
+    return tune_thresholds(probs, multi_hot(targets, probs.shape[1]).numpy()).tolist()
 
 
 def evaluate_run(
@@ -129,7 +183,7 @@ def evaluate_run(
 def write_predictions(
     path: Path, sources: list[str], probs: dict[str, np.ndarray], targets: dict[str, np.ndarray], taxonomy: Taxonomy
 ) -> None:
-    levels = [lv for lv in ("coarse", "fine") if lv in probs]
+    levels = [head for head in probs if head != "implied_coarse"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["source", *[c for lv in levels for c in (f"{lv}_true", f"{lv}_pred", f"{lv}_prob")]])
@@ -149,6 +203,7 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "head": level,
                 "top1": m["top1"],
+                "top3": m.get("top3", ""),
                 "top5": m.get("top5", ""),
                 "macro_f1": m["macro_f1"],
                 "mean_class_acc": m["mean_class_accuracy"],
@@ -163,7 +218,16 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def format_report(report: dict[str, Any]) -> str:
     text = f"{report['split']} split, {report['n_images']} images, taxonomy {report['taxonomy']}\n"
-    text += format_table(summary_rows(report), ["head", "top1", "top5", "macro_f1", "mean_class_acc", "n"])
+    m = report.get("model")
+    if m:
+        text += f"model {m['size_mb']} MB, {m['parameters']:,} parameters, CPU latency {m['cpu_latency_ms']} ms/image\n"
+    text += format_table(summary_rows(report), ["head", "top1", "top3", "top5", "macro_f1", "mean_class_acc", "n"])
+    ml = report.get("multilabel")
+    if ml:
+        text += (
+            f"\nmulti-label fine head: micro F1 {ml['micro_f1']:.4f}, macro F1 {ml['macro_f1']:.4f}, "
+            f"mAP {ml['mean_average_precision']:.4f} at per-class thresholds tuned on validation"
+        )
     h = report.get("hierarchy")
     if h:
         text += (

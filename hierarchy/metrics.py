@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_fscore_support
 
 from hierarchy.taxonomy import Taxonomy
 
 
 def classification_metrics(probs: np.ndarray, targets: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
-    """Top-1, top-5 (when there are more than 5 classes), macro P/R/F1, mean per-class accuracy, per class.
+    """Top-1, top-3 and top-5 (when there are more classes), macro P/R/F1, mean per-class accuracy, per class.
 
     Args:
         probs: (N, K) class probabilities.
@@ -26,9 +26,10 @@ def classification_metrics(probs: np.ndarray, targets: np.ndarray, names: tuple[
     p, r, f1, support = precision_recall_fscore_support(targets, pred, labels=labels, zero_division=0)
     present = support > 0
     out: dict[str, Any] = {"n": len(targets), "top1": float((pred == targets).mean()) if len(targets) else 0.0}
-    if len(names) > 5:
-        top5 = np.argsort(-probs, axis=1)[:, :5]
-        out["top5"] = float((top5 == targets[:, None]).any(1).mean())
+    ranked = np.argsort(-probs, axis=1)
+    for k in (3, 5):
+        if len(names) > k:
+            out[f"top{k}"] = float((ranked[:, :k] == targets[:, None]).any(1).mean()) if len(targets) else 0.0
     out.update(
         macro_precision=float(p[present].mean()),
         macro_recall=float(r[present].mean()),
@@ -123,3 +124,53 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+
+
+def tune_thresholds(probs: np.ndarray, hot: np.ndarray) -> np.ndarray:
+    """Per class, the probability threshold (on a 0.05 grid) with the best F1 on these samples; 0.5 for a
+    class without positives. Tune on validation, never on the test split.
+
+    Args:
+        probs: (N, K) independent class probabilities (sigmoids).
+        hot: (N, K) 0/1 true labels.
+    """
+    thresholds = np.full(probs.shape[1], 0.5)
+    for k in np.flatnonzero(hot.sum(0) > 0):
+        predicted = probs[:, k, None] >= THRESHOLD_GRID  # (N, grid)
+        tp = (predicted & (hot[:, k, None] > 0)).sum(0)
+        f1 = 2 * tp / (predicted.sum(0) + hot[:, k].sum())
+        thresholds[k] = THRESHOLD_GRID[int(np.argmax(f1))]
+    return thresholds
+
+
+def multilabel_metrics(
+    probs: np.ndarray, hot: np.ndarray, thresholds: np.ndarray, names: tuple[str, ...]
+) -> dict[str, Any]:
+    """Micro/macro F1 at the thresholds, mean average precision, exact-match share, per class."""
+    keep = hot.sum(1) > 0  # samples with at least one label
+    probs, hot = probs[keep], hot[keep].astype(bool)
+    predicted = probs >= thresholds
+    tp, fp, fn = (predicted & hot).sum(0), (predicted & ~hot).sum(0), (~predicted & hot).sum(0)
+    present = hot.sum(0) > 0
+    f1 = np.where(present, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    ap = np.array([average_precision_score(hot[:, k], probs[:, k]) if present[k] else 0.0 for k in range(len(names))])
+    return {
+        "n": int(keep.sum()),
+        "micro_f1": float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "mean_average_precision": float(ap[present].mean()) if present.any() else 0.0,
+        "exact_match": float((predicted == hot).all(1).mean()) if len(hot) else 0.0,
+        "labels_per_sample": float(hot.sum(1).mean()) if len(hot) else 0.0,
+        "per_class": {
+            name: {
+                "threshold": float(thresholds[k]),
+                "f1": float(f1[k]),
+                "ap": float(ap[k]),
+                "support": int(hot[:, k].sum()),
+            }
+            for k, name in enumerate(names)
+        },
+    }

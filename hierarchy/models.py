@@ -49,14 +49,34 @@ OFFLINE_WEIGHTS = {
 }
 
 
-class HierarchyNet(nn.Module):
-    """Backbone features → one linear head per level; ``forward`` returns ``{head: logits (B, n_classes)}``."""
+class ResidualMLPHead(nn.Module):
+    """x + GELU(Linear(LayerNorm(x))), then a linear classifier: a head with capacity of its own, so tasks that
+    share one backbone (style, daily, gender …) need not share one linear feature space."""
 
-    def __init__(self, backbone: nn.Module, heads: dict[str, int], drop_rate: float = 0.0) -> None:
+    def __init__(self, dim: int, n_classes: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
+        self.classifier = nn.Linear(dim, n_classes)
+        self.out_features = n_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x + self.block(x))
+
+
+HEAD_TYPES = {"linear": nn.Linear, "mlp": ResidualMLPHead}
+
+
+class HierarchyNet(nn.Module):
+    """Backbone features → one head per level or attribute; ``forward`` returns ``{head: logits (B, n_classes)}``."""
+
+    def __init__(
+        self, backbone: nn.Module, heads: dict[str, int], drop_rate: float = 0.0, head: str = "linear"
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.dropout = nn.Dropout(drop_rate)
-        self.heads = nn.ModuleDict({name: nn.Linear(backbone.num_features, n) for name, n in heads.items()})
+        make = HEAD_TYPES[head]
+        self.heads = nn.ModuleDict({name: make(backbone.num_features, n) for name, n in heads.items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.dropout(self.backbone(x))  # (B, num_features)
@@ -88,7 +108,7 @@ def build_model(cfg: ModelConfig, heads: dict[str, int]) -> HierarchyNet:
             )
         spec = OFFLINE_WEIGHTS[cfg.backbone]
         load_backbone_weights(backbone, resolve_offline_weights(spec), spec.drop_prefixes)
-    return HierarchyNet(backbone, heads, cfg.drop_rate)
+    return HierarchyNet(backbone, heads, cfg.drop_rate, cfg.head)
 
 
 def resolve_offline_weights(spec: OfflineWeights) -> Path:

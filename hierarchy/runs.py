@@ -17,12 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from hierarchy.checkpoint import load_checkpoint
+from hierarchy.aum import MarginTracker
+from hierarchy.checkpoint import load_checkpoint, save_checkpoint
 from hierarchy.config import Config, from_dict, save_config
-from hierarchy.data import build_splits
+from hierarchy.data import build_splits, with_data_attributes
 from hierarchy.engine import fit, seed_everything
 from hierarchy.errors import UserError
-from hierarchy.evaluate import evaluate_checkpoint, format_report
+from hierarchy.evaluate import evaluate_checkpoint, fit_thresholds, format_report
 from hierarchy.models import build_model
 from hierarchy.runner import configure_threads, distributed, select_device
 from hierarchy.taxonomy import Taxonomy, build_taxonomy, load_taxonomy, save_taxonomy
@@ -73,14 +74,16 @@ def train_stage(
     cfg: Config,
     heads_for: Callable[[Taxonomy], dict[str, int]],
     initialise: Callable[[nn.Module, Config, Taxonomy], None] | None,
-    main_metric: str,
+    main_metric: str | Callable[[dict[str, int]], str],
+    tracker: MarginTracker | None = None,
 ) -> Path:
     """The training recipe shared by the stages: run folder, data, model, init, fit, report.
 
     Args:
         heads_for: Head sizes for a taxonomy, e.g. ``{"coarse": 6}``.
         initialise: Called on a fresh (not resumed) model, e.g. to transfer from a coarse checkpoint.
-        main_metric: Validation metric that decides ``best.pt``.
+        main_metric: Validation metric that decides ``best.pt``, or a function of the head sizes giving it.
+        tracker: Records every training sample's margins (``hierarchy audit``).
 
     Returns:
         The run folder.
@@ -109,7 +112,7 @@ def train_stage(
     handler = attach_log_file(run_dir) if rank == 0 else logging.NullHandler()
     try:
         taxonomy = (
-            load_taxonomy(cfg.data.taxonomy)
+            with_data_attributes(cfg.data, load_taxonomy(cfg.data.taxonomy))
             if resume is None
             else build_taxonomy(resume["taxonomy"], source=f"checkpoint {resume['path']}")
         )
@@ -120,7 +123,9 @@ def train_stage(
         device = select_device(cfg.train.device)
         if device.type == "cuda" and world > 1:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-        model = build_model(cfg.model, heads_for(taxonomy))
+        heads = heads_for(taxonomy)
+        model = build_model(cfg.model, heads)
+        metric = main_metric(heads) if callable(main_metric) else main_metric
         if resume is not None:
             model.load_state_dict(resume["model"])
         elif initialise is not None:
@@ -137,13 +142,20 @@ def train_stage(
         model = model.to(device)
         if cfg.model.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        final = fit(model, train_set, val_set, cfg, taxonomy, run_dir, device, main_metric, resume)
+        final = fit(model, train_set, val_set, cfg, taxonomy, run_dir, device, metric, resume, tracker)
         if world > 1:
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
             if rank:
                 return run_dir  # rank 0 writes the report
         best = load_checkpoint(run_dir, prefer="best.pt")
+        if cfg.train.multilabel:  # thresholds belong to the model: tuned on validation, stored in best.pt
+            best["thresholds"] = fit_thresholds(
+                best, val_set, cfg.train.device, cfg.train.batch_size * 2, cfg.data.workers
+            )
+            save_checkpoint(Path(best.pop("path")), best)
+            best = load_checkpoint(run_dir, prefer="best.pt")
+            log.info("per-class thresholds tuned on validation: %s", best["thresholds"])
         report = evaluate_checkpoint(
             best,
             val_set,

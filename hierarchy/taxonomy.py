@@ -1,4 +1,5 @@
-"""Two-level label spaces: coarse classes (garment type, super-style) above fine classes.
+"""Two-level label spaces: coarse classes (garment type, super-style) above fine classes, plus optional
+attribute heads beside the tree (Fashion-How's daily / gender / embellishment).
 
 One YAML per label space is the single source of names and ids. Class ids are list positions, so
 a taxonomy only ever grows at the end. Folder names, CSV strings and Korean label strings reach a
@@ -7,6 +8,7 @@ class through ``aliases``, never through sort order.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -37,6 +39,8 @@ class Taxonomy:
         fine: Fine class names; the id is the position.
         parents: For each fine id, the id of its coarse parent.
         aliases: Per level, the extra strings that name each class (not normalized).
+        attributes: Heads outside the tree, ``{head: class names}``; class ids are positions. Usually read
+            from the data (``with_attributes``), then stored with the taxonomy in every checkpoint.
     """
 
     name: str
@@ -45,11 +49,22 @@ class Taxonomy:
     fine: tuple[str, ...]
     parents: tuple[int, ...]
     aliases: dict[str, tuple[tuple[str, ...], ...]]
+    attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _lookup: dict[str, dict[str, int]] = field(default_factory=dict, compare=False, repr=False)
 
-    def names(self, level: str) -> tuple[str, ...]:
-        """Class names of ``level`` ('coarse' or 'fine')."""
-        return self.coarse if level == "coarse" else self.fine
+    def names(self, head: str) -> tuple[str, ...]:
+        """Class names of a head: 'coarse', 'fine' or an attribute head."""
+        if head in self.attributes:
+            return self.attributes[head]
+        return self.coarse if head == "coarse" else self.fine
+
+    def title(self, head: str) -> str:
+        return self.titles.get(head, head)
+
+    def with_attributes(self, attributes: dict[str, tuple[str, ...]]) -> Taxonomy:
+        """The same tree with these attribute heads (replacing any it had)."""
+        check_attributes(attributes, self.name)
+        return dataclasses.replace(self, attributes={k: tuple(v) for k, v in attributes.items()})
 
     def num_classes(self, level: str) -> int:
         return len(self.names(level))
@@ -76,7 +91,7 @@ class Taxonomy:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-YAML form, the same shape as the taxonomy files (stored in checkpoints and run folders)."""
-        return {
+        spec = {
             "name": self.name,
             "levels": dict(self.titles),
             "coarse": [{"name": n, "aliases": list(a)} for n, a in zip(self.coarse, self.aliases["coarse"])],
@@ -85,6 +100,20 @@ class Taxonomy:
                 for n, p, a in zip(self.fine, self.parents, self.aliases["fine"])
             ],
         }
+        if self.attributes:
+            spec["attributes"] = {head: list(names) for head, names in self.attributes.items()}
+        return spec
+
+
+def check_attributes(attributes: dict[str, Any], source: str) -> None:
+    """Attribute heads need their own names (not coarse/fine) and distinct, non-empty class names."""
+    if not isinstance(attributes, dict):
+        raise UserError(f"taxonomy {source}: 'attributes' must map head names to lists of class names")
+    for head, names in attributes.items():
+        if head in LEVELS or not str(head).isidentifier():
+            raise UserError(f"taxonomy {source}: attribute head {head!r} must be a plain name other than coarse/fine")
+        if not isinstance(names, (list, tuple)) or not names or len(set(map(str, names))) != len(names):
+            raise UserError(f"taxonomy {source}: attribute head {head!r} needs a list of distinct class names")
 
 
 def build_taxonomy(spec: dict[str, Any], source: str = "<dict>") -> Taxonomy:
@@ -101,10 +130,13 @@ def build_taxonomy(spec: dict[str, Any], source: str = "<dict>") -> Taxonomy:
     for key in ("name", "coarse", "fine"):
         if key not in spec:
             raise fail(f"missing key '{key}'")
-    unknown = set(spec) - {"name", "levels", "coarse", "fine"}
+    unknown = set(spec) - {"name", "levels", "coarse", "fine", "attributes"}
     if unknown:
-        raise fail(f"unknown keys {sorted(unknown)}; allowed: name, levels, coarse, fine")
+        raise fail(f"unknown keys {sorted(unknown)}; allowed: name, levels, coarse, fine, attributes")
+    attributes = spec.get("attributes") or {}
+    check_attributes(attributes, source)
     titles = {"coarse": "coarse class", "fine": "fine class", **(spec.get("levels") or {})}
+    titles.update({head: head for head in attributes if head not in titles})
 
     entries: dict[str, list[dict]] = {}
     for level in LEVELS:
@@ -150,11 +182,12 @@ def build_taxonomy(spec: dict[str, Any], source: str = "<dict>") -> Taxonomy:
 
     return Taxonomy(
         name=str(spec["name"]),
-        titles={k: str(titles[k]) for k in LEVELS},
+        titles={k: str(v) for k, v in titles.items()},
         coarse=names["coarse"],
         fine=names["fine"],
         parents=tuple(parents),
         aliases=aliases,
+        attributes={str(head): tuple(map(str, v)) for head, v in attributes.items()},
         _lookup=lookup,
     )
 

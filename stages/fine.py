@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def heads(taxonomy: Taxonomy) -> dict[str, int]:
+    """Coarse + fine heads; data that labels attributes instead (Fashion-How) gets one head per attribute."""
+    if taxonomy.attributes:
+        return {head: len(names) for head, names in taxonomy.attributes.items()}
     return {"coarse": taxonomy.num_classes("coarse"), "fine": taxonomy.num_classes("fine")}
 
 
@@ -26,13 +29,13 @@ def initialise(model: nn.Module, cfg: Config, taxonomy: Taxonomy) -> None:
     ``init_from=none`` trains from scratch instead (the flat baseline of the benchmark).
     """
     if cfg.init_from == "none":
-        log.info("init_from=none: training the fine stage from scratch, nothing transferred")
+        log.info("init_from=none: nothing transferred; the backbone keeps its own (ImageNet if pretrained) weights")
         return
     source = cfg.init_from or newest_run("coarse")
     if source is None:
         raise UserError(
             "no coarse run found in artifacts/coarse/: run `hierarchy run --stage coarse` first, "
-            "or set init_from=RUN_DIR_OR_CHECKPOINT"
+            "or set init_from=RUN_DIR_OR_CHECKPOINT (init_from=none starts from the backbone's own weights)"
         )
     state = load_checkpoint(source)
     if state.get("stage") != "coarse":
@@ -64,6 +67,12 @@ def initialise(model: nn.Module, cfg: Config, taxonomy: Taxonomy) -> None:
     )
 
 
+def main_metric(heads: dict[str, int]) -> str:
+    """Validation fine top-1; for attribute heads their mean per-class accuracy (Fashion-How's ACSA, which
+    heavy class imbalance cannot inflate)."""
+    return "val/fine_top1" if "fine" in heads else "val/mean_acsa"
+
+
 def run(cfg: Config) -> Path:
-    """Train the coarse and fine heads together, starting from the coarse stage; returns the run folder."""
-    return train_stage(cfg, heads, initialise, main_metric="val/fine_top1")
+    """Train the fine heads (or attribute heads), starting from the coarse stage; returns the run folder."""
+    return train_stage(cfg, heads, initialise, main_metric)

@@ -67,6 +67,12 @@ class Classifiers:
                     "needs models of one taxonomy and stage"
                 )
         self.configs = [from_dict(s["config"]) for s in self.states]
+        if len({c.train.multilabel for c in self.configs}) > 1:
+            raise UserError("an ensemble needs all multi-label or all single-label models, not a mix")
+        # Multi-label styles: a style is given when its averaged probability reaches the averaged threshold.
+        self.thresholds = (
+            torch.tensor([s["thresholds"] for s in self.states]).mean(0) if self.configs[0].train.multilabel else None
+        )
         self.models = [model_from_checkpoint(s, device).eval() for s in self.states]
         self.device = device
 
@@ -79,14 +85,22 @@ class Classifiers:
             x = to_model_input(batch.to(self.device, non_blocking=True), cfg.model.channels_last)
             with autocast(self.device, cfg.train.amp):
                 logits = forward(model, x, cfg.model.tta_flip)
-            probs = decode({h: v.float() for h, v in logits.items()}, self.taxonomy, cfg.hierarchy.rule)
+            probs = decode(
+                {h: v.float() for h, v in logits.items()}, self.taxonomy, cfg.hierarchy.rule, cfg.train.multilabel
+            )
             for level in self.heads:
                 total[level] = total.get(level, 0) + probs[level].cpu() / len(self.models)
         return total
 
 
-def label_columns(probs: dict[str, torch.Tensor], i: int, taxonomy) -> dict:
+def label_columns(probs: dict[str, torch.Tensor], i: int, taxonomy, thresholds: torch.Tensor | None = None) -> dict:
+    """Per head: the label, its probability and the top k; multi-label models add ``fine_labels`` (every fine
+    class at or above its threshold, ``|``-separated)."""
     row = {}
+    if thresholds is not None:
+        row["fine_labels"] = "|".join(
+            n for n, p, t in zip(taxonomy.fine, probs["fine"][i].tolist(), thresholds) if p >= t
+        )
     for level, p in probs.items():
         names = taxonomy.names(level)
         top = p[i].topk(min(TOP_K, len(names)))
@@ -160,7 +174,7 @@ def run(
                     rows[n].append(
                         {"root": item.root, "path": item.path, "sha256": sha, "kind": region.kind,
                          "person": region.person, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                         **label_columns(probs, j, classifiers.taxonomy)}
+                         **label_columns(probs, j, classifiers.taxonomy, classifiers.thresholds)}
                     )  # fmt: skip
             for (item, *_), image_rows in zip(good, rows):
                 store.add({"root": item.root, "path": item.path, "rows": image_rows})

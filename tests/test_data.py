@@ -102,7 +102,7 @@ def test_csv_manifest_with_boxes_and_splits(tmp_path):
     assert sorted(train.fine + val.fine) == [4, 4]
     test = build_test(cfg, TAX)
     assert test.fine == [9] and test.boxes == [(10.0, 10.0, 50.0, 30.0)]
-    image, fine, coarse, _ = test[0]
+    image, fine, coarse, _, _ = test[0]
     assert image.shape == (3, 16, 16) and (fine, coarse) == (9, TAX.parents[9])
     (tmp_path / "bad.csv").write_text("path,label\na/0.png,Jacket\n")
     with pytest.raises(UserError, match="bad.csv row 2: label 'Jacket'"):

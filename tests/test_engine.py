@@ -3,7 +3,8 @@ import torch
 
 from hierarchy.config import TrainConfig
 from hierarchy.data.images import TensorImages
-from hierarchy.engine import build_scheduler, class_weights, compute_loss
+from hierarchy.engine import build_scheduler
+from hierarchy.losses import class_weights, compute_loss
 
 
 def lrs(cfg: TrainConfig, steps_per_epoch: int = 10) -> list[float]:

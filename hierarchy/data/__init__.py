@@ -6,17 +6,22 @@ own; the official test split is reached only through ``build_test`` (used by ``h
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hierarchy.aum import drop_sources, read_suspects
 from hierarchy.config import DataConfig, DetectConfig
-from hierarchy.data import csv_manifest, fashion_mnist, image_folder, kfashion
+from hierarchy.data import csv_manifest, fashion_mnist, fashionhow, image_folder, kfashion
 from hierarchy.data.crops import LABELLED_BY_REGION, apply_crop_mode
-from hierarchy.data.images import ImageFiles, collate
+from hierarchy.data.images import ImageFiles, collate, head_labels, hide_labels
 from hierarchy.errors import UserError
 from hierarchy.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
 
 
 def _csv(cfg: DataConfig, split: str, taxonomy: Taxonomy):
@@ -30,7 +35,15 @@ FORMATS: dict[str, Callable] = {
     ),
     "csv": _csv,
     "kfashion": lambda cfg, split, tax: kfashion.load(cfg.root, split, tax, cfg.image_size, cfg.mask == "polygon"),
+    "fashionhow": lambda cfg, split, tax: fashionhow.load(cfg.root, split, tax, cfg.image_size),
 }
+
+
+def with_data_attributes(cfg: DataConfig, taxonomy: Taxonomy) -> Taxonomy:
+    """The taxonomy plus the attribute heads the data labels, class counts read from the data (Fashion-How)."""
+    if cfg.format == "fashionhow":
+        return taxonomy.with_attributes(fashionhow.attribute_names(cfg.root, taxonomy))
+    return taxonomy
 
 
 def load_split(cfg: DataConfig, split: str, taxonomy: Taxonomy):
@@ -65,7 +78,27 @@ def build_splits(
         if len(train) - n_val < 1:
             raise UserError(f"only {len(train)} training images: too few to hold out validation")
         val, train = train.subset(order[:n_val].sort().values), train.subset(order[n_val:].sort().values)
-    return crop(train, cfg, taxonomy, detect, device), crop(val, cfg, taxonomy, detect, device)
+    train = crop(train, cfg, taxonomy, detect, device)
+    if cfg.label_fraction < 1:  # data-efficiency trials: keep a seeded share of the labels, hide the rest
+        hidden = torch.rand(len(train), generator=torch.Generator().manual_seed(seed + 1)) >= cfg.label_fraction
+        train = hide_labels(train, hidden)
+        log.info("data.label_fraction=%g: %d of %d training samples keep their labels", cfg.label_fraction,
+                 int((~hidden).sum()), len(train))  # fmt: skip
+    if cfg.drop_suspects:  # after cropping: an audit names crops (photo.jpg#top@0), not photos
+        suspects = read_suspects(cfg.drop_suspects)
+        before = len(train)
+        train = drop_sources(train, suspects)
+        log.info("data.drop_suspects: %d of %d training samples left out", before - len(train), before)
+    return train, crop(val, cfg, taxonomy, detect, device)
+
+
+def build_unlabeled(location: str, image_size: int) -> ImageFiles:
+    """Images without labels (``train.unlabeled``: folders, files or .txt lists), used whole."""
+    items = image_folder.collect([location])
+    if not items:
+        raise UserError(f"train.unlabeled={location}: no images found there")
+    files = [item.file for item in items]
+    return ImageFiles(files, [-1] * len(files), [-1] * len(files), image_size)
 
 
 def build_test(cfg: DataConfig, taxonomy: Taxonomy, detect: DetectConfig | None = None, device: str = "cpu") -> Dataset:
@@ -94,3 +127,17 @@ def build_loader(
         pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
     )
+
+
+def balanced_sampler(dataset: Any, head: str, n_classes: int, num_samples: int, generator: torch.Generator):
+    """Draw samples with probability 1 / (count of their class) for ``head``: every class equally often.
+
+    Samples without a label for that head keep the mean weight, so they are still seen.
+    """
+    ids = head_labels(dataset, head)
+    counts = torch.bincount(ids[ids >= 0], minlength=n_classes).float()
+    weights = torch.ones(len(ids))
+    labelled = ids >= 0
+    weights[labelled] = 1.0 / counts[ids[labelled]]
+    weights[~labelled] = weights[labelled].mean() if labelled.any() else 1.0
+    return torch.utils.data.WeightedRandomSampler(weights, num_samples, replacement=True, generator=generator)

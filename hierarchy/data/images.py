@@ -1,15 +1,17 @@
 """Labelled image datasets: in-memory tensors, or files decoded in loader workers.
 
-Every sample is ``(image uint8 (C, S, S), fine id, coarse id, source)``. A label given only at the
-coarse level has fine id -1, which the loss ignores. A file that cannot be decoded yields ``None``;
+Every sample is ``(image uint8 (C, S, S), fine id, coarse id, source, {attribute head: id})``. A label
+given only at the coarse level has fine id -1, which the loss ignores; so has data without any tree labels
+(Fashion-How labels attributes only). A file that cannot be decoded yields ``None``;
 ``collate`` drops it and passes its path on, so the run warns once and counts it, and never crashes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import Dataset
@@ -20,6 +22,8 @@ from hierarchy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 Box = tuple[float, float, float, float]
+ALL_FINE = "fine_all"  # per-sample tuple of every fine class it is tagged with (multi-label styles)
+MAX_LABELS = 4  # tuples are padded with -1 to this length in a batch: (B, MAX_LABELS)
 
 
 def label_ids(taxonomy: Taxonomy, label: str) -> tuple[int, int]:
@@ -34,22 +38,47 @@ def label_ids(taxonomy: Taxonomy, label: str) -> tuple[int, int]:
             raise fine_error from None
 
 
+def head_labels(dataset, head: str) -> torch.Tensor:
+    """(N,) class ids of one head for every sample (-1 = unknown), without decoding any image."""
+    values = dataset.attributes[head] if head in dataset.attributes else getattr(dataset, head)
+    return torch.as_tensor(values, dtype=torch.long)
+
+
 class TensorImages(Dataset):
-    """Images already decoded into one uint8 tensor (N, C, S, S), e.g. Fashion-MNIST."""
+    """Images already decoded into one uint8 tensor (N, C, S, S), e.g. Fashion-MNIST.
+
+    ``ids`` are the positions in the original split, so a sample keeps its name (``fashion_mnist/train[123]``)
+    through subsets: an audit's suspect list and a later run's ``data.drop_suspects`` mean the same images.
+    """
 
     in_memory = True
 
-    def __init__(self, images: torch.Tensor, fine: torch.Tensor, coarse: torch.Tensor, name: str) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        fine: torch.Tensor,
+        coarse: torch.Tensor,
+        name: str,
+        ids: torch.Tensor | None = None,
+    ) -> None:
         self.images, self.fine, self.coarse, self.name = images, fine.long(), coarse.long(), name
+        self.ids = torch.arange(len(images)) if ids is None else ids
+        self.attributes: dict[str, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, str]:
-        return self.images[i], int(self.fine[i]), int(self.coarse[i]), f"{self.name}[{i}]"
+    def source(self, i: int) -> str:
+        return f"{self.name}[{int(self.ids[i])}]"
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, str, dict[str, int]]:
+        return self.images[i], int(self.fine[i]), int(self.coarse[i]), self.source(i), {}
 
     def subset(self, indices: torch.Tensor) -> TensorImages:
-        return TensorImages(self.images[indices], self.fine[indices], self.coarse[indices], self.name)
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        return TensorImages(
+            self.images[indices], self.fine[indices], self.coarse[indices], self.name, self.ids[indices]
+        )
 
 
 @dataclass
@@ -63,12 +92,13 @@ class ImageFiles(Dataset):
     boxes: Sequence[Box | None] | None = None
     tags: Sequence[str] | None = None  # what each crop is (person, top@0, annotation …), shown after the path
     polygons: Sequence | None = None  # per sample [(x, y), …] or None: pixels outside are blanked (data.mask)
+    attributes: dict[str, Sequence[int]] = field(default_factory=dict)  # attribute head -> id per sample
     in_memory = False
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, str] | tuple[None, str, str]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, str, dict[str, int]] | tuple[None, str, str]:
         path = str(self.paths[i])
         try:
             image, _ = open_image(path)
@@ -77,8 +107,13 @@ class ImageFiles(Dataset):
             tensor = letterbox(image, self.image_size, self.boxes[i] if self.boxes else None)
         except Exception as exc:  # any decode failure: a corrupt, truncated, huge or non-image file
             return None, path, f"{type(exc).__name__}: {exc}"
-        source = f"{path}#{self.tags[i]}" if self.tags else path
-        return tensor, int(self.fine[i]), int(self.coarse[i]), source
+        attributes = {h: v[i] if isinstance(v[i], tuple) else int(v[i]) for h, v in self.attributes.items()}
+        return tensor, int(self.fine[i]), int(self.coarse[i]), self.source(i), attributes
+
+    def source(self, i: int) -> str:
+        """The sample's name in reports: the path, and for a crop its kind (``photo.jpg#top@0``)."""
+        path = str(self.paths[i])
+        return f"{path}#{self.tags[i]}" if self.tags else path
 
     def subset(self, indices: torch.Tensor) -> ImageFiles:
         pick = [int(i) for i in indices]
@@ -90,6 +125,7 @@ class ImageFiles(Dataset):
             [self.boxes[i] for i in pick] if self.boxes else None,
             [self.tags[i] for i in pick] if self.tags else None,
             [self.polygons[i] for i in pick] if self.polygons else None,
+            {h: [v[i] for i in pick] for h, v in self.attributes.items()},
         )
 
     def with_crops(self, index, boxes, fine, coarse, tags) -> ImageFiles:
@@ -97,15 +133,46 @@ class ImageFiles(Dataset):
         polygons = (
             [self.polygons[i] if b is not None else None for i, b in zip(index, boxes)] if self.polygons else None
         )
+        attributes = {h: [v[i] for i in index] for h, v in self.attributes.items()}
         return ImageFiles(
-            [self.paths[i] for i in index], list(fine), list(coarse), self.image_size, list(boxes), tags, polygons
+            [self.paths[i] for i in index],
+            list(fine),
+            list(coarse),
+            self.image_size,
+            list(boxes),
+            tags,
+            polygons,
+            attributes,
         )
+
+
+def labelled(dataset, heads: list[str]) -> torch.Tensor:
+    """(N,) bool: the samples with a label for at least one of ``heads``."""
+    return torch.stack([head_labels(dataset, h) >= 0 for h in heads]).any(0)
+
+
+def hide_labels(dataset, hidden: torch.Tensor):
+    """A copy whose samples marked in ``hidden`` (N,) bool have no label for any head (-1): data-efficiency
+    experiments, where those images serve only as unlabelled data."""
+
+    def masked(values) -> list:
+        if len(values) and isinstance(values[0], tuple):  # every fine label of a sample (multi-label)
+            return [() if hide else v for v, hide in zip(values, hidden.tolist())]
+        ids = torch.as_tensor(values, dtype=torch.long).clone()
+        ids[hidden] = -1
+        return ids.tolist()
+
+    if isinstance(dataset, TensorImages):
+        fine, coarse = torch.tensor(masked(dataset.fine)), torch.tensor(masked(dataset.coarse))
+        return TensorImages(dataset.images, fine, coarse, dataset.name, dataset.ids)
+    attributes = {h: masked(v) for h, v in dataset.attributes.items()}
+    return dataclasses.replace(dataset, fine=masked(dataset.fine), coarse=masked(dataset.coarse), attributes=attributes)
 
 
 @dataclass
 class Batch:
     images: torch.Tensor  # (B, C, S, S) uint8
-    targets: dict[str, torch.Tensor]  # {"coarse": (B,), "fine": (B,)} class ids, -1 = unknown
+    targets: dict[str, torch.Tensor]  # {"coarse": (B,), "fine": (B,), attribute heads …} class ids, -1 = unknown
     sources: list[str]  # path or dataset[index] per image
     skipped: list[tuple[str, str]]  # (path, reason) of images that could not be read
 
@@ -116,12 +183,20 @@ def collate(samples: list) -> Batch:
     if not good:
         empty = torch.empty(0, dtype=torch.long)
         return Batch(torch.empty(0, 3, 1, 1, dtype=torch.uint8), {"coarse": empty, "fine": empty}, [], skipped)
+    targets = {
+        "fine": torch.tensor([s[1] for s in good], dtype=torch.long),
+        "coarse": torch.tensor([s[2] for s in good], dtype=torch.long),
+    }
+    for head in dict.fromkeys(h for s in good for h in s[4]):
+        if head == ALL_FINE:
+            padded = [(tuple(s[4].get(head, ())) + (-1,) * MAX_LABELS)[:MAX_LABELS] for s in good]
+            targets[head] = torch.tensor(padded, dtype=torch.long)
+        else:
+            targets[head] = torch.tensor([s[4].get(head, -1) for s in good], dtype=torch.long)
+    channels = max(s[0].shape[0] for s in good)  # grey and colour images may meet in an unlabelled pool
     return Batch(
-        images=torch.stack([s[0] for s in good]),
-        targets={
-            "fine": torch.tensor([s[1] for s in good], dtype=torch.long),
-            "coarse": torch.tensor([s[2] for s in good], dtype=torch.long),
-        },
+        images=torch.stack([s[0].expand(channels, -1, -1) for s in good]),
+        targets=targets,
         sources=[s[3] for s in good],
         skipped=skipped,
     )

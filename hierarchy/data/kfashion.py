@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hierarchy.data.image_folder import IMAGE_SUFFIXES
-from hierarchy.data.images import ImageFiles, label_ids
+from hierarchy.data.images import ALL_FINE, ImageFiles, label_ids
 from hierarchy.errors import UserError
 from hierarchy.taxonomy import Taxonomy
 
@@ -62,7 +62,9 @@ def read_record(path: Path) -> Record:
     rects, polygons, labels = (
         first(detail.get(k)) or detail.get(k) or {} for k in ("렉트좌표", "폴리곤좌표", "라벨링")
     )
-    styles = [s.get("스타일") for s in (first([x]) for x in (labels.get("스타일") or [])) if s.get("스타일")]
+    tagged = [first([x]) for x in (labels.get("스타일") or [])]
+    # The main style first, then sub-styles (서브스타일): a multi-label model learns them all.
+    styles = list(dict.fromkeys(str(s[k]) for k in ("스타일", "서브스타일") for s in tagged if s.get(k)))
     parts = []
     for korean, kind in PARTS.items():
         rect, poly, label = first(rects.get(korean)), first(polygons.get(korean)), first(labels.get(korean))
@@ -135,10 +137,11 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, polygons: b
     if not records:
         return None
     by_style = taxonomy.titles.get("fine") == "style"
-    paths, fine, coarse, boxes, shapes, unknown = [], [], [], [], [], {}
+    paths, fine, coarse, boxes, shapes, every_style, unknown = [], [], [], [], [], [], {}
     for record in records:
         if by_style:
             samples = [(record.styles[0] if record.styles else None, None, None)]
+            known = tuple(dict.fromkeys(f for f in (known_fine(taxonomy, s) for s in record.styles) if f >= 0))
         else:
             samples = [(p.category or p.kind, p.box, p.polygon) for p in record.parts if p.box]
         for label, box, polygon in samples:
@@ -150,6 +153,7 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, polygons: b
                 unknown[str(label)] = unknown.get(str(label), 0) + 1
                 continue
             paths.append(str(record.image))
+            every_style.append(known if by_style else (f,))
             fine.append(f)
             coarse.append(c)
             boxes.append(box)
@@ -159,5 +163,19 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, polygons: b
     if not paths:
         raise UserError(f"no K-Fashion sample in {root} has a label of taxonomy '{taxonomy.name}'")
     return ImageFiles(
-        paths, fine, coarse, image_size, None if by_style else boxes, polygons=shapes if polygons else None
+        paths,
+        fine,
+        coarse,
+        image_size,
+        None if by_style else boxes,
+        polygons=shapes if polygons else None,
+        attributes={ALL_FINE: every_style},
     )
+
+
+def known_fine(taxonomy: Taxonomy, label: str) -> int:
+    """Fine id of a label, -1 when the taxonomy does not know it (a sub-style outside the 23 is just left out)."""
+    try:
+        return label_ids(taxonomy, label)[0]
+    except UserError:
+        return -1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageOps
@@ -179,3 +180,30 @@ def _random_erase(x: torch.Tensor, generator: torch.Generator, p: float) -> torc
     in_cols = (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1))  # (B, 1, W)
     mask = in_rows & in_cols & apply.view(b, 1, 1)  # (B, H, W)
     return x.masked_fill(mask.unsqueeze(1).to(x.device), 0.0)
+
+
+def cutmix(
+    images: torch.Tensor, generator: torch.Generator, alpha: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Paste one random box from a shuffled copy of the batch into every image (Yun et al., 2019).
+
+    Args:
+        images: float (B, C, H, W).
+        generator: The epoch's CPU generator (a resumed run draws the same boxes).
+        alpha: The kept area ``lam`` is drawn from Beta(alpha, alpha).
+
+    Returns:
+        (mixed images, permutation, lam): the loss is ``lam * loss(y) + (1 - lam) * loss(y[perm])``, with
+        ``lam`` the exact share of each image that is still its own after clipping the box to the image.
+    """
+    b, _, h, w = images.shape
+    seed = int(torch.randint(2**31, (1,), generator=generator))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    perm = torch.randperm(b, generator=generator).to(images.device)
+    cut_h, cut_w = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
+    cy, cx = (int(torch.randint(n, (1,), generator=generator)) for n in (h, w))
+    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, h)
+    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, w)
+    mixed = images.clone()
+    mixed[:, :, top:bottom, left:right] = images[perm, :, top:bottom, left:right]
+    return mixed, perm, 1 - (bottom - top) * (right - left) / (h * w)

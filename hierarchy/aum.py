@@ -1,0 +1,92 @@
+"""Area Under the Margin (Pleiss et al., 2020): find training samples whose label the model keeps disputing.
+
+While a model trains, each sample's margin is its assigned class's logit minus the largest other logit.
+A correctly labelled sample's margin soon turns positive; a mislabelled one stays negative, because the
+rest of its class pulls the model towards the image's true class. AUM = the margin averaged over all
+epochs. ``hierarchy audit`` writes every sample's AUM and the suspects (AUM below ``audit.threshold``);
+``data.drop_suspects=`` leaves the suspects out of the next run's training split.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from hierarchy.errors import UserError
+from hierarchy.taxonomy import Taxonomy
+
+SUSPECTS_FILE = "suspect_labels.csv"
+COLUMNS = ["rank", "source", "head", "label", "aum", "epochs", "model_prefers"]
+
+
+class MarginTracker:
+    """Running margin sums per (sample, head), fed with the training forward passes."""
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[str, str], list] = {}  # (source, head) -> [margin sum, passes, label, Counter]
+
+    @torch.no_grad()
+    def update(self, sources: list[str], logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> None:
+        for head, out in logits.items():
+            target = targets[head].to(out.device)
+            labelled = (target >= 0).nonzero().flatten()
+            if not len(labelled):
+                continue
+            out, t = out[labelled].float(), target[labelled]
+            assigned = out.gather(1, t[:, None]).squeeze(1)
+            others = out.scatter(1, t[:, None], float("-inf")).max(1)  # the strongest other class
+            margins, rivals = (assigned - others.values).tolist(), others.indices.tolist()
+            for k, i in enumerate(labelled.tolist()):
+                entry = self.sums.setdefault((sources[i], head), [0.0, 0, int(t[k]), Counter()])
+                entry[0] += margins[k]
+                entry[1] += 1
+                entry[3][rivals[k]] += 1
+
+    def rows(self, taxonomy: Taxonomy) -> list[dict]:
+        """Every (sample, head) with its AUM, lowest first."""
+        rows = []
+        for (source, head), (total, passes, label, rivals) in self.sums.items():
+            names = taxonomy.names(head)
+            rows.append(
+                {
+                    "source": source,
+                    "head": head,
+                    "label": names[label],
+                    "aum": round(total / passes, 4),
+                    "epochs": passes,
+                    "model_prefers": names[rivals.most_common(1)[0][0]],
+                }
+            )
+        rows.sort(key=lambda r: r["aum"])
+        for rank, row in enumerate(rows, 1):
+            row["rank"] = rank
+        return rows
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_suspects(location: str) -> set[str]:
+    """Sources listed in a ``suspect_labels.csv`` (or an audit run folder holding one)."""
+    path = Path(location).expanduser()
+    path = path / SUSPECTS_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise UserError(f"data.drop_suspects={location}: no {SUSPECTS_FILE} there. Run `hierarchy audit` first")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if "source" not in (reader.fieldnames or []):
+            raise UserError(f"{path} has no 'source' column: give the suspect_labels.csv that hierarchy audit wrote")
+        return {row["source"] for row in reader}
+
+
+def drop_sources(dataset, sources: set[str]):
+    """The dataset without the samples named in ``sources``."""
+    keep = [i for i in range(len(dataset)) if dataset.source(i) not in sources]
+    return dataset.subset(torch.tensor(keep, dtype=torch.long))
