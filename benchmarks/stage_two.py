@@ -38,6 +38,7 @@ from hierarchy.metrics import format_table  # noqa: E402
 SUBSAMPLE = 12_000  # balanced training subsample (1,200 per class) for the CutMix, AUM and UDA arms
 NOISE = 0.05  # share of labels flipped for the AUM arms
 COMMON = ["init_from=none", "data.image_size=32", "train.batch_size=128"]
+GROUPS = ("imbalance", "cutmix", "aum", "uda")
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -78,6 +79,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script end to end")
     parser.add_argument("--work", default="artifacts/benchmarks/stage_two", help="run folders and data variants")
+    parser.add_argument("--groups", nargs="*", default=list(GROUPS), help="rerun only these groups; the others keep "
+                        "their figures from the last results file")  # fmt: skip
     args = parser.parse_args()
     work = ROOT / args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -96,68 +99,73 @@ def main() -> None:
     noisy = labels[balanced].copy()
     flipped = rng.choice(len(balanced), int(NOISE * len(balanced)), replace=False)
     noisy[flipped] = (noisy[flipped] + rng.integers(1, 10, len(flipped))) % 10  # any other class
-
     roots = {
         "tail": make_variant(work / "data-tail", images[tail], labels[tail]),
         "balanced": make_variant(work / "data-balanced", images[balanced], labels[balanced]),
         "noisy": make_variant(work / "data-noisy", images[balanced], noisy),
     }
+
+    name = "stage_two_quick" if args.quick else "stage_two"
+    previous = ROOT / "benchmarks" / "results" / f"{name}.json"
+    kept = json.loads(previous.read_text()) if set(args.groups) != set(GROUPS) and previous.exists() else {}
     results = {
         "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
         "platform": platform.platform(),
         "torch": torch.__version__,
         "sizes": {"tail": len(tail), "balanced": len(balanced), "flipped": len(flipped)},
-        "arms": {},
+        "arms": {k: v for k, v in kept.get("arms", {}).items() if v["group"] not in args.groups},
+        "audit": kept.get("audit", {}),
     }
-    arms = results["arms"]
 
-    def arm(group: str, name: str, root: str, n_epochs: int, extra: list[str]) -> None:
-        arms[f"{group}: {name}"] = {"group": group, **train_and_test(f"{group}-{name}", work, roots[root], n_epochs,
-                                                                      extra)}  # fmt: skip
-        print(f"{group}: {name}", arms[f"{group}: {name}"], flush=True)
+    def arm(group: str, arm_name: str, root: str, extra: list[str]) -> None:
+        key = f"{group}: {arm_name}"
+        results["arms"][key] = {"group": group, **train_and_test(key.replace(": ", "-"), work, roots[root],
+                                                                 epochs[group], extra)}  # fmt: skip
+        print(key, results["arms"][key], flush=True)
 
-    arm("imbalance", "plain", "tail", epochs["imbalance"], [])
-    arm("imbalance", "class_weights", "tail", epochs["imbalance"], ["train.class_weights=true"])
-    arm("imbalance", "balanced_sampler", "tail", epochs["imbalance"], ["train.balance=fine"])
-    arm("cutmix", "off", "balanced", epochs["cutmix"], [])
-    arm("cutmix", "on", "balanced", epochs["cutmix"], ["train.cutmix=0.5"])
+    if "imbalance" in args.groups:
+        arm("imbalance", "plain", "tail", [])
+        arm("imbalance", "class_weights", "tail", ["train.class_weights=true"])
+        arm("imbalance", "balanced_sampler", "tail", ["train.balance=fine"])
+    if "cutmix" in args.groups:
+        arm("cutmix", "off", "balanced", [])
+        arm("cutmix", "on", "balanced", ["train.cutmix=0.5"])
+    if "aum" in args.groups:
+        arm("aum", "noisy_labels", "noisy", [])
+        results["audit"] = audit(work, roots["noisy"], epochs["audit"], set(flipped.tolist()))
+        arm("aum", "drop_suspects", "noisy", [f"data.drop_suspects={work / 'aum-audit'}"])
+    if "uda" in args.groups:
+        arm("uda", "10pct_labels", "balanced", ["data.label_fraction=0.1"])
+        arm("uda", "10pct_labels+uda", "balanced", ["data.label_fraction=0.1", "train.uda=1.0"])
+    order = {g: i for i, g in enumerate(GROUPS)}
+    results["arms"] = dict(sorted(results["arms"].items(), key=lambda kv: order[kv[1]["group"]]))
+    write_results(results, name)
 
-    arm("aum", "noisy_labels", "noisy", epochs["aum"], [])
+
+def audit(work: Path, noisy_root: Path, epochs: int, flipped: set[int]) -> dict:
+    """``hierarchy audit`` on the noisy labels: how many of the flipped ones it flags, and at what precision."""
     audit_dir = work / "aum-audit"
     shutil.rmtree(audit_dir, ignore_errors=True)
-    audit = run_child(
-        hierarchy_cmd(
-            "audit",
-            "--stage",
-            "fine",
-            "--run-dir",
-            str(audit_dir),
-            f"data.root={roots['noisy']}",
-            *COMMON,
-            f"audit.epochs={epochs['audit']}",
-        ),  # fmt: skip
-        work / "aum-audit.log",
-    )
-    with open(audit_dir / "suspect_labels.csv", newline="") as f:
-        suspects = {int(r["source"].split("[")[1].rstrip("]")) for r in csv.DictReader(f)}
-    with open(audit_dir / "aum.csv", newline="") as f:
-        audited = {int(r["source"].split("[")[1].rstrip("]")) for r in csv.DictReader(f)}  # the training share
-    injected = set(flipped.tolist()) & audited
+    cmd = hierarchy_cmd("audit", "--stage", "fine", "--run-dir", str(audit_dir), f"data.root={noisy_root}", *COMMON,
+                        f"audit.epochs={epochs}")  # fmt: skip
+    measured = run_child(cmd, work / "aum-audit.log")
+
+    def indices(name: str) -> set[int]:  # sources are fashion_mnist/train[i], i = position in the noisy file
+        with open(audit_dir / name, newline="") as f:
+            return {int(r["source"].split("[")[1].rstrip("]")) for r in csv.DictReader(f)}
+
+    suspects, injected = indices("suspect_labels.csv"), flipped & indices("aum.csv")  # training share only
     found = suspects & injected
-    results["audit"] = {
+    result = {
         "injected_in_training_share": len(injected),
         "flagged": len(suspects),
         "injected_found": len(found),
         "recall": round(len(found) / max(1, len(injected)), 4),
         "precision": round(len(found) / max(1, len(suspects)), 4),
-        "audit_s": audit["wall_s"],
+        "audit_s": measured["wall_s"],
     }
-    print("audit", results["audit"], flush=True)
-    arm("aum", "drop_suspects", "noisy", epochs["aum"], [f"data.drop_suspects={audit_dir}"])
-
-    arm("uda", "10pct_labels", "balanced", epochs["uda"], ["data.label_fraction=0.1"])
-    arm("uda", "10pct_labels+uda", "balanced", epochs["uda"], ["data.label_fraction=0.1", "train.uda=1.0"])
-    write_results(results, "stage_two_quick" if args.quick else "stage_two")
+    print("audit", result, flush=True)
+    return result
 
 
 def write_results(results: dict, name: str) -> None:

@@ -109,7 +109,7 @@ class LabelConfig:
 @dataclass
 class AuditConfig:
     epochs: int = 4  # `hierarchy audit`: length of the short training run whose margins are averaged
-    threshold: float = 0.0  # samples whose AUM (mean margin of their label's logit) is below this are suspects
+    threshold: float = -2.0  # suspects: AUM (mean logit margin of the label) below this; see the note in aum.py
 
 
 @dataclass

@@ -23,10 +23,21 @@ def class_weights(dataset: Any, heads: dict[str, int]) -> dict[str, torch.Tensor
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, smoothing: float):
-    """Mean cross-entropy over the labelled rows (target >= 0); zero, still in the graph, when there are none."""
-    if not (target >= 0).any():
+    """Mean cross-entropy over the labelled rows (target >= 0); zero, still in the graph, when there are none.
+
+    Class weights weight each sample by its true class, normalised by the batch's weight sum. (Passing them to
+    ``F.cross_entropy`` would also weight the label-smoothing term, which pulls every sample's target towards
+    the rare classes.)
+    """
+    labelled = target >= 0
+    if not labelled.any():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=-1, label_smoothing=smoothing)
+    if weight is None:
+        return F.cross_entropy(logits.float(), target, ignore_index=-1, label_smoothing=smoothing)
+    logits, target = logits[labelled].float(), target[labelled]
+    per_sample = F.cross_entropy(logits, target, reduction="none", label_smoothing=smoothing)
+    w = weight[target]
+    return (per_sample * w).sum() / w.sum()
 
 
 def multi_hot(targets: dict[str, torch.Tensor], n_classes: int) -> torch.Tensor:

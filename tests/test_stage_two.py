@@ -294,3 +294,16 @@ def test_multilabel_styles_from_kfashion_substyles(tmp_path, capsys, monkeypatch
     assert in_process(capsys, monkeypatch, *label)[0] == 0
     header = out.read_text().splitlines()[0].split(",")
     assert "fine_labels" in header and "coarse" in header
+
+
+def test_class_weights_weight_samples_not_the_smoothing_target():
+    from hierarchy.losses import cross_entropy
+
+    logits, target = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 1, 3, -1, 2])
+    w = torch.tensor([0.5, 1.0, 2.0, 4.0])
+    torch_weighted = torch.nn.functional.cross_entropy(logits, target, weight=w, ignore_index=-1)
+    assert torch.isclose(cross_entropy(logits, target, w, 0.0), torch_weighted)  # the same without smoothing
+    keep = target >= 0
+    smoothed = torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="none", label_smoothing=0.1)
+    expected = (smoothed * w[target[keep]]).sum() / w[target[keep]].sum()  # each sample weighted by its class
+    assert torch.isclose(cross_entropy(logits, target, w, 0.1), expected)
