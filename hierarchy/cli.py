@@ -185,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--out", required=True, help="output: .csv, .jsonl or .parquet (re-run to resume)")
     lab.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     lab.add_argument("--batch-size", type=int, default=64, help="crops per classifier forward pass")
-    lab.add_argument("--workers", type=int, default=-1, help="image decoding processes (-1 = up to 4)")
+    lab.add_argument(
+        "--workers", type=int, default=-1, help="decoding processes (-1: none on <= 2 cores, else up to 4)"
+    )
     lab.add_argument("--crop", default="", help="image | person | pose-garments | detector (default: the model's)")
     lab.add_argument("--chunk", type=int, default=256, help="images per crash-safe chunk written to OUT.parts/")
     lab.set_defaults(func=cmd_label, overrides=[])

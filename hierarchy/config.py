@@ -27,7 +27,7 @@ class DataConfig:
     limit: int = 0  # use only the first N training images (0 = all), for quick trials
     image_size: int = 32  # side of the square model input; images keep their aspect ratio and are padded
     val_fraction: float = 0.1  # share of the training split held out for validation (fixed seed)
-    workers: int = -1  # DataLoader worker processes; -1 = auto (0 for in-memory data)
+    workers: int = -1  # DataLoader worker processes; -1 = auto (none for in-memory data or on <= 2 cores)
     crop: str = "auto"  # image | person | pose-garments | detector | annotation; auto = annotation if boxes exist
     mask: str = "none"  # none | polygon: blank pixels outside the garment polygon (K-Fashion) before padding
     label_fraction: float = 1.0  # keep labels for only this seeded share of training samples (data-efficiency trials)

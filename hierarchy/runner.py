@@ -46,6 +46,15 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def decode_workers() -> int:
+    """Image-decoding processes to run beside the compute: none with 2 cores or fewer per process, where they
+    would take the very cores the network runs on (hierarchy label on 2 cores: 15.1 images/s with none, 13.3
+    with 2), else up to 4, leaving half the cores to the network."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores //= int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return 0 if cores <= 2 else min(4, cores // 2)
+
+
 def configure_threads() -> None:
     """Share the cores the process may use (containers often allow fewer than os.cpu_count()) among the
     processes torchrun started on this machine, so they do not oversubscribe them."""

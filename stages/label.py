@@ -26,7 +26,7 @@ from hierarchy.engine import forward
 from hierarchy.errors import UserError
 from hierarchy.evaluate import model_from_checkpoint
 from hierarchy.label_store import LabelStore, image_key
-from hierarchy.runner import autocast, configure_threads, distributed, select_device
+from hierarchy.runner import autocast, configure_threads, decode_workers, distributed, select_device
 from hierarchy.taxonomy import build_taxonomy
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def run(
     loader = DataLoader(
         Decoded(mine, max_side),
         batch_size=max(1, min(16, chunk)),  # a chunk holds whole loader batches
-        num_workers=min(4, torch.get_num_threads()) if workers < 0 else workers,
+        num_workers=decode_workers() if workers < 0 else workers,
         collate_fn=list,
     )
     counts = {"images": 0, "crops": 0, "errors": 0}

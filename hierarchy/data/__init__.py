@@ -19,6 +19,7 @@ from hierarchy.data import csv_manifest, fashion_mnist, fashionhow, image_folder
 from hierarchy.data.crops import LABELLED_BY_REGION, apply_crop_mode
 from hierarchy.data.images import ImageFiles, collate, head_labels, hide_labels
 from hierarchy.errors import UserError
+from hierarchy.runner import decode_workers
 from hierarchy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def build_loader(
 ) -> DataLoader:
     """A DataLoader over Batch objects; ``shuffle_seed`` fixes the order (seed + epoch) for exact resume."""
     if workers < 0:
-        workers = 0 if getattr(dataset, "in_memory", False) else min(4, torch.get_num_threads())
+        workers = 0 if getattr(dataset, "in_memory", False) else decode_workers()
     generator = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
     return DataLoader(
         dataset,
