@@ -50,3 +50,23 @@ def test_saved_config_round_trips(tmp_path):
     save_config(cfg, tmp_path / "config.yaml")
     again = from_dict(yaml.safe_load((tmp_path / "config.yaml").read_text()))
     assert to_dict(again) == to_dict(cfg) and again.train.loss_weights == {"coarse": 0.5, "fine": 1.0}
+
+
+@pytest.mark.parametrize("name", ["kfashion_style", "kfashion_garment", "fashionhow"])
+def test_stage_two_configs_load_and_fit_their_taxonomy(name):
+    """Every shipped stage config resolves; a fine config's taxonomy and model match its coarse partner."""
+    from hierarchy.config import CONFIG_DIR
+    from hierarchy.taxonomy import load_taxonomy
+
+    fine = load_config("fine", CONFIG_DIR / f"{name}_fine.yaml")
+    load_taxonomy(fine.data.taxonomy)
+    assert fine.train.balance and fine.train.cutmix > 0  # the stage-two recipe: balanced sampling, CutMix
+    coarse_file = CONFIG_DIR / f"{name}_coarse.yaml"
+    partner = (
+        load_config("coarse", coarse_file)
+        if coarse_file.exists()
+        else load_config("coarse", CONFIG_DIR / "kfashion_garment_coarse.yaml")
+    )  # Fashion-How transfers from the K-Fashion garment run
+    assert (partner.data.taxonomy, partner.model.backbone, partner.data.image_size) == (
+        fine.data.taxonomy, fine.model.backbone, fine.data.image_size,
+    )  # fmt: skip
