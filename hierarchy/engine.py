@@ -282,7 +282,9 @@ def fit(
         # DDP only syncs parameters that need gradients when it is built: rebuild it when freezing changes.
         net = DistributedDataParallel(model) if world > 1 else model
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "backbone_frozen": int(frozen)}
-        unlabeled = None if pool is None else endless_batches(pool, batch_size, cfg.data.workers, 1000 * (epoch + 1))
+        # UDA: each rank its own order of the unlabelled pool, fixed by (epoch, rank) for an exact resume
+        order = 100_000 * (epoch + 1) + 1000 * rank
+        unlabeled = None if pool is None else endless_batches(pool, batch_size, cfg.data.workers, order)
         row.update(
             train_one_epoch(
                 net,
