@@ -215,7 +215,8 @@ def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
         else:
             value = _coerce(dotted, value, current)
             if dotted in CHOICES and value not in CHOICES[dotted]:
-                raise UserError(f"{dotted}={value!r} is not one of {', '.join(CHOICES[dotted])}")
+                shown = ", ".join(c or '""' for c in CHOICES[dotted])
+                raise UserError(f"{dotted}={value!r} is not one of {shown}")
             setattr(cfg, key, value)
 
 

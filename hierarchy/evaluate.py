@@ -49,9 +49,16 @@ def model_from_checkpoint(state: dict[str, Any], device: torch.device) -> torch.
 FASHIONHOW_MAX_MB = 25.0  # Fashion-How's single-model size rule
 
 
-def model_footprint(state: dict[str, Any], image_size: int, tta_flip: bool, runs: int = 20) -> dict[str, Any]:
-    """Weights size and single-image CPU latency (batch 1, one thread per core, median of ``runs``)."""
-    model = model_from_checkpoint(state, torch.device("cpu")).eval()
+def model_footprint(
+    state: dict[str, Any], model: torch.nn.Module, image_size: int, tta_flip: bool, runs: int = 20
+) -> dict[str, Any]:
+    """Weights size and single-image CPU latency (batch 1, one thread per core, median of ``runs``).
+
+    ``model`` is the checkpoint's network, already built; on another device a CPU copy is built for timing.
+    """
+    if next(model.parameters()).device.type != "cpu":
+        model = model_from_checkpoint(state, torch.device("cpu"))
+    model.eval()
     size_mb = sum(v.numel() * v.element_size() for v in state["model"].values()) / 1e6
     x = to_model_input(torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8))
     cfg = from_dict(state["config"])
@@ -114,7 +121,7 @@ def evaluate_checkpoint(
         )
     report: dict[str, Any] = {
         "split": split,
-        "model": model_footprint(state, cfg.data.image_size, cfg.model.tta_flip),
+        "model": model_footprint(state, model, cfg.data.image_size, cfg.model.tta_flip),
         "checkpoint": state.get("path", ""),
         "stage": state.get("stage", ""),
         "taxonomy": taxonomy.name,
