@@ -99,13 +99,21 @@ def run(cfg: Config) -> Path:
 
     device = cfg.train.device if cfg.train.device != "auto" else ("0" if torch.cuda.is_available() else "cpu")
     device = device.replace("cuda:", "") if device.startswith("cuda:") else ("0" if device == "cuda" else device)
+    threads = torch.get_num_threads()  # ultralytics drops to cores - 1 threads when it picks the device
+
+    def restore_threads(trainer) -> None:
+        torch.set_num_threads(threads)
+
     if last.exists():  # resume=auto: ultralytics continues at the saved epoch with its optimizer state
         log.info("resuming the detector from %s", last)
-        YOLO(str(last)).train(resume=True, device=device)
+        model = YOLO(str(last))
+        model.add_callback("on_pretrain_routine_start", restore_threads)
+        model.train(resume=True, device=device)
     else:
         data_yaml = build_dataset(cfg, taxonomy, run_dir / "yolo_data")
         pose = resolve_offline_weights(POSE_WEIGHTS)
         model = YOLO("yolo11n.yaml", task="detect").load(str(pose))  # backbone and neck from the pose model
+        model.add_callback("on_pretrain_routine_start", restore_threads)
         model.train(
             data=str(data_yaml),
             epochs=cfg.train.epochs,

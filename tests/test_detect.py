@@ -40,6 +40,22 @@ def test_real_photos_people_and_regions_inside_their_person(detector):
     assert full_body == {"hat", "top", "bottom", "shoe"}
 
 
+def test_detection_keeps_the_thread_count():
+    """ultralytics resets torch to min(8, cores - 1) threads when it picks a device; the detector undoes that."""
+    import torch
+    from ultralytics.utils import NUM_THREADS
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(NUM_THREADS + 1)  # a count ultralytics would change
+    try:
+        detector = Detector(DetectConfig(max_imgsz=0))
+        assert torch.get_num_threads() == NUM_THREADS + 1
+        detector([Image.open(BUS).convert("RGB")])
+        assert torch.get_num_threads() == NUM_THREADS + 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_regions_need_visible_keypoints():
     points = np.zeros((17, 3))
     points[[5, 6, 11, 12], :] = [[40, 40, 0.9], [60, 40, 0.9], [42, 80, 0.9], [58, 80, 0.9]]
