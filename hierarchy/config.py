@@ -63,6 +63,7 @@ class TrainConfig:
     balance: str = ""  # a head name: draw training samples class-balanced for that head ("" = plain shuffle)
     multilabel: bool = False  # fine head: every style a photo is tagged with (BCE; thresholds tuned on validation)
     freeze_backbone_epochs: int = 0  # fine stage: train only the heads for the first N epochs
+    ema: float = 0.0  # decay of a running average of the weights, validated and saved instead (0 = off)
     loss_weights: dict = field(default_factory=lambda: {"coarse": 1.0, "fine": 1.0})  # per-head loss weight
     flip: float = 0.5  # probability of a horizontal flip
     rotate: float = 8.0  # max rotation in degrees

@@ -30,6 +30,7 @@ from hierarchy.data import balanced_sampler, build_loader
 from hierarchy.data.images import Batch, SkipLog
 from hierarchy.data.transforms import augment_batch, cutmix, to_model_input
 from hierarchy.decode import decode
+from hierarchy.ema import WeightAverage
 from hierarchy.errors import UserError
 from hierarchy.losses import class_weights, compute_loss, consistency_loss
 from hierarchy.metrics import hierarchical_metrics
@@ -80,12 +81,14 @@ def train_one_epoch(
     channels_last: bool = True,
     tracker: MarginTracker | None = None,
     unlabeled: Iterator[Batch] | None = None,
+    average: WeightAverage | None = None,
 ) -> dict[str, float]:
     """One pass over the loader.
 
     Args:
         tracker: An audit: records every sample's margins from the training forward passes.
         unlabeled: Batches of unlabelled images for the UDA consistency loss (``train.uda``), one per step.
+        average: The running average of the weights (``train.ema``), updated after every step.
     """
     model.train()
     core = getattr(model, "module", model)  # the network inside a DistributedDataParallel wrapper
@@ -131,6 +134,8 @@ def train_one_epoch(
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if average is not None:
+            average.update(core)
         seen += len(batch.sources)
         loss_sum += loss.item() * len(batch.sources)
         bar.set_postfix(
@@ -257,9 +262,12 @@ def fit(
         raise UserError(f"train.balance={tc.balance!r} is not a head of this model; heads: {sorted(heads)}")
     history: list[dict[str, float]] = []
     start_epoch, best = 0, -1.0
+    average = WeightAverage(model, tc.ema) if tc.ema else None
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
+        if average is not None:
+            average.load_state_dict(resume_state["ema"])
         start_epoch, best = resume_state["epoch"] + 1, resume_state["best_metric"]
         history = [row for row in resume_state.get("history", []) if row["epoch"] < start_epoch]
         log.info("resuming at epoch %d of %d (best %s so far %.4f)", start_epoch + 1, tc.epochs, main_metric, best)
@@ -299,9 +307,11 @@ def fit(
                 cfg.model.channels_last,
                 tracker,
                 unlabeled,
+                average,
             )  # fmt: skip
         )
-        row.update(validate(model, val_loader, taxonomy, cfg, device, skips))
+        served = model if average is None else average.model  # the weights that are validated and saved as best
+        row.update(validate(served, val_loader, taxonomy, cfg, device, skips))
         row["time"] = round(time.time() - started, 2)
         history.append(row)
         improved = row[main_metric] > best
@@ -318,11 +328,15 @@ def fit(
             "taxonomy": taxonomy.to_dict(),
             "heads": heads,
         }
+        if average is not None:
+            state["ema"] = average.state_dict()
         if not lead:
             continue
         save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
         if improved:
-            save_checkpoint(run_dir / "checkpoints" / "best.pt", {**state, "optimizer": {}, "scheduler": {}})
+            best_state = {**state, "model": served.state_dict(), "optimizer": {}, "scheduler": {}}
+            best_state.pop("ema", None)
+            save_checkpoint(run_dir / "checkpoints" / "best.pt", best_state)
         write_metrics_csv(history, run_dir / "metrics.csv")
         log.info(
             "epoch %d/%d  loss %.4f  %s %.4f  %.0f img/s  %.0fs%s",

@@ -162,8 +162,9 @@ def test_help_lists_subcommands_and_keys():
 
 
 def test_killed_run_resumes_to_the_same_result(fmnist_root, tmp_path):
-    """SIGKILL a real training process after its first epoch; resume=auto must end where a clean run ends."""
-    args = [*tiny_overrides(fmnist_root, 4), "model.backbone=resnet10t"]
+    """SIGKILL a real training process after its first epoch; resume=auto must end where a clean run ends
+    (the weights and their running average both)."""
+    args = [*tiny_overrides(fmnist_root, 4), "model.backbone=resnet10t", "train.ema=0.9"]
     hierarchy("run", "--stage", "coarse", "--run-dir", str(tmp_path / "clean"), *args)
 
     run = tmp_path / "killed"
@@ -190,6 +191,9 @@ def test_killed_run_resumes_to_the_same_result(fmnist_root, tmp_path):
     assert resumed["epoch"] == clean["epoch"] == 3
     for key, value in clean["model"].items():
         assert torch.allclose(value.float(), resumed["model"][key].float(), atol=1e-5), key
+    assert resumed["ema"]["updates"] == clean["ema"]["updates"]
+    for key, value in clean["ema"]["model"].items():
+        assert torch.allclose(value.float(), resumed["ema"]["model"][key].float(), atol=1e-5), key
     epochs = [r.split(",")[0] for r in (run / "metrics.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2", "3"]
 

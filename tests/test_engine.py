@@ -3,6 +3,7 @@ import torch
 
 from hierarchy.config import TrainConfig
 from hierarchy.data.images import TensorImages
+from hierarchy.ema import WeightAverage
 from hierarchy.engine import build_scheduler
 from hierarchy.losses import class_weights, compute_loss
 
@@ -49,3 +50,20 @@ def test_loss_ignores_unknown_labels_and_weights_heads():
     assert float(coarse_only) == pytest.approx(
         float(torch.nn.functional.cross_entropy(logits["coarse"], torch.tensor([0])))
     )
+
+
+def test_weight_average_follows_the_weights_with_warm_up():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(model, decay=0.5)
+    start = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model[1].num_batches_tracked += 3
+    average.update(model)  # first update: warm-up decay (1 + 1) / (10 + 1) = 2/11, under 0.5
+    expected = start + (1 - 2 / 11) * 1.0
+    assert torch.allclose(average.model[0].weight, expected)
+    assert int(average.model[1].num_batches_tracked) == 3  # counters are copied, not averaged
+    assert not any(p.requires_grad for p in average.model.parameters())
+    restored = WeightAverage(model, decay=0.5)
+    restored.load_state_dict(average.state_dict())
+    assert restored.updates == 1 and torch.equal(restored.model[0].weight, average.model[0].weight)
