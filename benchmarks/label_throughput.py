@@ -5,8 +5,9 @@ Table 1 (photos, YOLO11n-pose at 640 px + a garment classifier on pose regions, 
 (b) the naive loop seed projects write: for each image ultralytics predict, for each crop one forward
     (ultralytics leaves torch min(8, cores - 1) threads: one on 2 cores); (b') the same loop with torch's threads
     given back after ultralytics' device pick, to show what (a) gains beyond that;
-(c) the detector alone at its best setting here: our Detector (bf16, batched by shape, all threads) over the
-    folder, decoding included, no classification and no writing.
+(c) the detector alone at its best setting here: our Detector (OpenVINO, batched by shape, all threads) over
+    the folder, decoding included, no classification and no writing;
+(a') and (c'): (a) and (c) with the torch backend (bf16) instead of OpenVINO.
 Table 2: peak RSS of ``hierarchy label`` on 1,000 vs 10,000 small images (whole-image crops).
 Every arm runs in its own process; peak RSS is that process's own (wait4), not the machine's.
 
@@ -50,8 +51,8 @@ from hierarchy.evaluate import model_from_checkpoint
 offline_ultralytics()
 folder, model_dir, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 paths, rows = sorted(folder.glob("*.jpg")), 0
-if mode == "detector":  # the detector alone at its best setting: batched by shape, bf16, every thread
-    detector = Detector(DetectConfig(max_imgsz=0), "cpu")
+if mode.startswith("detector"):  # the detector alone: batched by shape, every thread; OpenVINO or torch bf16
+    detector = Detector(DetectConfig(max_imgsz=0, backend="torch" if mode == "detector-torch" else "auto"), "cpu")
     start = time.perf_counter()
     for s in range(0, len(paths), 16):
         rows += sum(len(r) for r in detector([Image.open(p).convert("RGB") for p in paths[s : s + 16]]))
@@ -112,15 +113,18 @@ def main() -> None:
                                                                 "naive"],
         "(b') naive loop, torch threads given back": [sys.executable, "-c", NAIVE, str(photos), str(model),
                                                       "naive-threads"],
-        "(c) detector alone (ours: batched, bf16)": [sys.executable, "-c", NAIVE, str(photos), str(model),
-                                                     "detector"],
+        "(c) detector alone (ours: batched, OpenVINO)": [sys.executable, "-c", NAIVE, str(photos), str(model),
+                                                         "detector"],
+        "(a') hierarchy label, detect.backend=torch": hierarchy_cmd("label", str(photos), "--model", str(model),
+                                                                    SINGLE_PASS, "detect.backend=torch"),
+        "(c') detector alone, torch bf16": [sys.executable, "-c", NAIVE, str(photos), str(model), "detector-torch"],
     }  # fmt: skip
     runs: dict[str, list[dict]] = {name: [] for name in arms}
     for r in range(args.rounds):  # arms take turns, so a slow spell of this machine hits every arm alike
-        for name, cmd in arms.items():
-            labeler = name.startswith("(a)")
-            log_file = work / f"{name[:3]}-{r}.log"
-            measured = run_child(cmd + ["--out", str(work / f"a{r}.csv")] if labeler else cmd, log_file)
+        for k, (name, cmd) in enumerate(arms.items()):
+            labeler = name.startswith("(a")
+            log_file = work / f"arm{k}-{r}.log"
+            measured = run_child(cmd + ["--out", str(work / f"arm{k}-{r}.csv")] if labeler else cmd, log_file)
             text = log_file.read_text()
             if labeler:  # the labeler's own summary: seconds from its first image to the last
                 loop_s = float(re.search(r"in ([0-9.]+) s \(", text).group(1))
@@ -132,7 +136,7 @@ def main() -> None:
     for name, measured in runs.items():
         median = sorted(measured, key=lambda m: m["img_per_s"])[len(measured) // 2]
         rows.append({"arm": name, "images": args.images, **median, "rounds": [m["img_per_s"] for m in measured]})
-    a, b, b_threads, c = (r["img_per_s"] for r in rows)
+    a, b, b_threads, c, a_torch, c_torch = (r["img_per_s"] for r in rows)
     # Memory: label 1,000 and 10,000 small images with a whole-image model.
     memory = []
     tiny = work / "tiny"
@@ -157,7 +161,8 @@ def main() -> None:
     results = {"device": device, "throughput": rows, "memory": memory, "rss_growth_mb": growth}
     text = (
         format_table(rows, ["arm", "images", "img_per_s", "loop_s", "wall_s", "peak_rss_mb", "rounds"])
-        + f"\n\n(a)/(b) = {a / b:.2f}x, (a)/(b') = {a / b_threads:.2f}x, (a)/(c) = {a / c:.2f}x. "
+        + f"\n\n(a)/(b) = {a / b:.2f}x, (a)/(b') = {a / b_threads:.2f}x, (a)/(c) = {a / c:.2f}x; "
+        f"with the torch detector: (a')/(b) = {a_torch / b:.2f}x, (a')/(c') = {a_torch / c_torch:.2f}x. "
         f"img_per_s counts from the first image to the last (loop_s); each arm's median of {args.rounds} rounds "
         "(rounds: every round's img_per_s). wall_s adds each process's start-up (imports, model and detector "
         "loading).\n\n"

@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from PIL import Image
 from hierarchy.config import DetectConfig
 from hierarchy.errors import UserError
 from hierarchy.models import OfflineWeights, resolve_offline_weights
+from hierarchy.openvino_export import detector_backend, openvino_model
 from hierarchy.runner import autocast
 
 log = logging.getLogger(__name__)
@@ -111,11 +112,11 @@ def resolve_detector_weights(weights: str) -> Path:
     return path
 
 
-def config_key(cfg: DetectConfig, weights: Path) -> str:
-    """A short hash of everything that changes what the detector finds (weights content and settings)."""
+def config_key(cfg: DetectConfig, weights: Path, device: str) -> str:
+    """A short hash of everything that changes what the detector finds (weights content, settings, backend)."""
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     keys = ("conf", "iou", "imgsz", "max_imgsz", "small", "max_det", "kpt_conf", "amp")
-    settings = {k: getattr(cfg, k) for k in keys}
+    settings = {k: getattr(cfg, k) for k in keys} | {"backend": detector_backend(cfg.backend, device)}
     return hashlib.sha256(json.dumps([digest, settings], sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -170,9 +171,27 @@ class Detector:
         if self.model.task not in ("pose", "detect"):
             raise UserError(f"{self.weights} is a YOLO {self.model.task} model; use a pose or detect model")
         self.names = self.model.names
-        self.key = config_key(cfg, self.weights)
+        self.backend = detector_backend(cfg.backend, device)
+        if self.backend == "openvino":
+            self.model = self.openvino(fall_back=cfg.backend == "auto")
+        self.key = config_key(replace(cfg, backend=self.backend), self.weights, device)
         with torch_threads_kept():  # set the predictor up now, so the first batch runs on every thread too
             self.model.predict(np.zeros((32, 32, 3), np.uint8), imgsz=32, device=device, verbose=False)
+
+    def openvino(self, fall_back: bool):
+        """The OpenVINO twin of the loaded model; with ``fall_back``, the torch model when the export fails."""
+        from ultralytics import YOLO
+
+        try:
+            return YOLO(str(openvino_model(self.weights)), task=self.model.task)
+        except Exception as exc:
+            if not fall_back:
+                raise UserError(
+                    f"exporting {self.weights} to OpenVINO failed: {exc}; use detect.backend=torch"
+                ) from None
+            log.warning("OpenVINO export of %s failed (%s): detecting with torch", self.weights, exc)
+            self.backend = "torch"
+            return self.model
 
     def __call__(self, images: list[Image.Image], scales: list[float] | None = None) -> list[list[Region]]:
         """Regions per image; ``scales`` map each image's pixels to its full-size original (see open_image)."""

@@ -48,12 +48,43 @@ def test_detection_keeps_the_thread_count():
     before = torch.get_num_threads()
     torch.set_num_threads(NUM_THREADS + 1)  # a count ultralytics would change
     try:
-        detector = Detector(DetectConfig(max_imgsz=0))
+        detector = Detector(DetectConfig(max_imgsz=0, backend="torch"))
         assert torch.get_num_threads() == NUM_THREADS + 1
         detector([Image.open(BUS).convert("RGB")])
         assert torch.get_num_threads() == NUM_THREADS + 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_openvino_backend_finds_the_same_people_as_torch(detector):
+    """detect.backend=auto exports the pose model to OpenVINO on CPU; both backends agree on real photos."""
+    from hierarchy.detect import iou
+
+    torch_detector = Detector(load_detect_config(["detect.backend=torch"]))
+    assert detector.backend == "openvino" and torch_detector.backend == "torch"
+    assert detector.key != torch_detector.key  # cached detections of one backend are not served for the other
+    images = [Image.open(BUS).convert("RGB"), Image.open(ZIDANE).convert("RGB")] * 5  # more than one batch of 8
+    for ours, theirs in zip(detector(images), torch_detector(images)):
+        assert [r.kind for r in ours] == [r.kind for r in theirs]
+        for a, b in zip(people(ours), people(theirs)):
+            assert iou(np.array(a.box), np.array([b.box]))[0] > 0.95
+
+
+def test_backend_choice_is_checked(monkeypatch):
+    from hierarchy.openvino_export import detector_backend
+
+    assert detector_backend("auto", "cuda:0") == "torch"
+    with pytest.raises(UserError, match="one of auto, torch, openvino"):
+        detector_backend("onnx", "cpu")
+    with pytest.raises(UserError, match="CPU only"):
+        detector_backend("openvino", "cuda:0")
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    assert detector_backend("auto", "cpu") == "torch"
+    with pytest.raises(UserError, match=r"pip install -e .\[openvino\]"):
+        detector_backend("openvino", "cpu")
 
 
 def test_regions_need_visible_keypoints():

@@ -77,7 +77,7 @@ def detect_files(paths: Iterable[str], cfg: DetectConfig, device: str = "cpu") -
     from hierarchy.detect import Detector, config_key, resolve_detector_weights
 
     weights = resolve_detector_weights(cfg.weights)
-    cache = DetectionCache(cfg.cache_dir, config_key(cfg, weights))
+    cache = DetectionCache(cfg.cache_dir, config_key(cfg, weights, device))
     found, errors, pending = {}, {}, []
     unique = list(dict.fromkeys(paths))
     for path in unique:
