@@ -5,7 +5,9 @@ and one shape (a camera folder: 1280x720 frames). Arms, measured in one run on t
 - ultralytics, one image per predict call;
 - ultralytics, a list of 8 images per call (each mixed batch is letterboxed to one square shape);
 - hierarchy's Detector, batch 1;
-- hierarchy's Detector, batch 8 grouped by padded shape (single pass, so it does the same work).
+- hierarchy's Detector, batch 8 grouped by padded shape (single pass, so it does the same work);
+- the same with the OpenVINO backend (detect.backend=openvino) instead of torch.
+The first four run torch (bf16 in our Detector), so the ultralytics arms and ours share one model.
 Usage: python benchmarks/detect_throughput.py     Writes benchmarks/results/detect_throughput.{json,md}.
 """
 
@@ -57,8 +59,10 @@ def timed(fn, images: list, repeats: int = 2) -> float:
 
 
 def main() -> None:
-    single = Detector(load_detect_config(["detect.max_imgsz=0", "detect.batch=1"]), DEVICE)
-    batched = Detector(load_detect_config(["detect.max_imgsz=0", "detect.batch=8"]), DEVICE)
+    torch_pass = ["detect.max_imgsz=0", "detect.backend=torch"]
+    single = Detector(load_detect_config([*torch_pass, "detect.batch=1"]), DEVICE)
+    batched = Detector(load_detect_config([*torch_pass, "detect.batch=8"]), DEVICE)
+    openvino = None if DEVICE != "cpu" else Detector(load_detect_config(["detect.max_imgsz=0", "detect.batch=8"]))
     model = single.model
     predict = dict(imgsz=640, conf=0.25, device=DEVICE, verbose=False)
     arms = {
@@ -67,13 +71,15 @@ def main() -> None:
         "hierarchy Detector, batch 1": lambda ims: single(ims),
         "hierarchy Detector, batch 8 by shape": lambda ims: batched(ims),
     }
+    if openvino is not None and openvino.backend == "openvino":
+        arms["hierarchy Detector, batch 8 by shape, OpenVINO"] = lambda ims: openvino(ims)
     rows = []
     for set_name, images in image_sets().items():
         for arm, fn in arms.items():
             rows.append({"images": set_name, "arm": arm, "n": len(images), "img_per_s": round(timed(fn, images), 2)})
             print(rows[-1], flush=True)
-        base = rows[-4]["img_per_s"]
-        for row in rows[-4:]:
+        base = rows[-len(arms)]["img_per_s"]
+        for row in rows[-len(arms) :]:
             row["vs_ultralytics_batch1"] = round(row["img_per_s"] / base, 2)
     device = torch.cuda.get_device_name() if DEVICE != "cpu" else f"cpu ({os.cpu_count()} cores)"
     table = format_table(rows, ["images", "arm", "n", "img_per_s", "vs_ultralytics_batch1"])

@@ -98,9 +98,7 @@ class DetectConfig:
     kpt_conf: float = 0.5  # a keypoint counts as visible at this confidence (garment regions need visible joints)
     batch: int = 8  # images per forward pass, grouped by padded shape (1.2x faster than one at a time in bf16)
     amp: bool = True  # torch backend: bf16 where the hardware does it natively (about 2x faster on AVX512-BF16 CPUs)
-    backend: str = (
-        "auto"  # auto (OpenVINO on CPU when installed: pip install -e .[openvino], else torch) | torch | openvino
-    )
+    backend: str = "auto"  # auto: OpenVINO on CPU if installed (.[openvino]), else torch | torch | openvino
     cache_dir: str = "artifacts/cache/detections"  # detections per image content hash and detector config
 
 

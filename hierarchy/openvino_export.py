@@ -1,8 +1,8 @@
 """The OpenVINO backend of stage one: a YOLO checkpoint exported once to OpenVINO IR, cached by its content.
 
-On CPUs, OpenVINO runs YOLO11n-pose about 1.25x faster than torch in bf16 (2-core AVX512-BF16 machine, same
-regions found; benchmarks/label_throughput.py). ``detect.backend=auto`` uses it on CPU when the ``openvino``
-package is installed (``pip install -e .[openvino]``) and torch otherwise; CUDA always runs torch.
+On CPUs, OpenVINO runs YOLO11n-pose 1.05-1.09x faster than torch in bf16 on a 2-core AVX512-BF16 AMD machine,
+finding the same people (benchmarks/detect_throughput.py). ``detect.backend=auto`` uses it on CPU when the
+``openvino`` package is installed (``pip install -e .[openvino]``) and torch otherwise; CUDA always runs torch.
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ def run(
     summary = {
         **counts,
         "skipped_done": len(items) - len(todo),
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 2),
         "images_per_s": round(counts["images"] / max(seconds, 1e-9), 2),
         "rows_in_output": merged.get("rows", 0),
         "errors_in_output": merged.get("errors", 0),
