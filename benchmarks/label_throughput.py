@@ -11,7 +11,7 @@ Table 1 (photos, YOLO11n-pose at 640 px + a garment classifier on pose regions, 
 Table 2: peak RSS of ``hierarchy label`` on 1,000 vs 10,000 small images (whole-image crops).
 Every arm runs in its own process; peak RSS is that process's own (wait4), not the machine's.
 
-Usage: python benchmarks/label_throughput.py [--images 96] [--rounds 3]
+Usage: python benchmarks/label_throughput.py [--images 192] [--rounds 3]
 Writes benchmarks/results/label_throughput.{json,md}.
 """
 
@@ -90,7 +90,7 @@ def make_photos(folder: Path, n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=96, help="photos in the throughput folder")
+    parser.add_argument("--images", type=int, default=192, help="photos in the throughput folder")
     parser.add_argument("--rounds", type=int, default=3, help="runs of every arm; the table shows the median")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="label-bench-"))
