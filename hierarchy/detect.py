@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -174,7 +174,6 @@ class Detector:
         self.backend = detector_backend(cfg.backend, device)
         if self.backend == "openvino":
             self.model = self.openvino(fall_back=cfg.backend == "auto")
-        self.key = config_key(replace(cfg, backend=self.backend), self.weights, device)
         with torch_threads_kept():  # set the predictor up now, so the first batch runs on every thread too
             self.model.predict(np.zeros((32, 32, 3), np.uint8), imgsz=32, device=device, verbose=False)
 
