@@ -6,6 +6,7 @@ Values are plain YAML types only, so a checkpoint that stores its config loads w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ class ModelConfig:
     drop_rate: float = 0.1  # dropout before each head
     head: str = "linear"  # linear | mlp: a residual MLP block (LayerNorm, Linear, GELU, + skip) before each linear head
     stem_pool: bool = True  # false drops a ResNet stem's max-pool: 2x the feature-map side for small images
+    channels: list = field(
+        default_factory=list
+    )  # ResNet family: width of each stage, e.g. [32, 64, 128, 256]; [] = the backbone's own
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and tensor cores
     tta_flip: bool = True  # at inference, average the logits of the image and its mirror image
 
@@ -52,8 +56,9 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 8  # passes over the training split
     batch_size: int = 128  # images per optimizer step
-    lr: float = 2.0e-3  # peak learning rate for AdamW
-    weight_decay: float = 0.05  # AdamW decoupled weight decay
+    optimizer: str = "adamw"  # adamw | sgd (Nesterov momentum 0.9)
+    lr: float = 2.0e-3  # peak learning rate
+    weight_decay: float = 0.05  # AdamW: decoupled weight decay; SGD: L2 penalty (typically 5e-4)
     warmup_epochs: float = 0.5  # linear warm-up from 0 to lr
     schedule: str = "cosine"  # cosine | step (decay by step_gamma every step_epochs)
     step_epochs: int = 3  # step schedule: epochs between decays
@@ -160,11 +165,20 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     elif isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no decimal point) as a string
+            with contextlib.suppress(ValueError):
+                return float(value)
     elif isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif isinstance(default, str):
         return "" if value is None else str(value)
+    elif isinstance(default, list):  # [int, …], e.g. per-stage widths
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            return list(value)
+        raise UserError(
+            f"config key {key!r} expects a list of positive whole numbers, e.g. {key}=[32,64], got {value!r}"
+        )
     elif isinstance(default, dict):  # {name: number}, e.g. per-head loss weights
         if isinstance(value, dict) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
@@ -194,6 +208,7 @@ AUGMENT_PRESETS: dict[str, dict[str, float]] = {
 CHOICES = {
     "hierarchy.rule": ("product", "mask", "flat"),
     "train.schedule": ("cosine", "step"),
+    "train.optimizer": ("adamw", "sgd"),
     "data.crop": ("auto", "image", "person", "pose-garments", "detector", "annotation"),
     "data.mask": ("none", "polygon"),
     "model.head": ("linear", "mlp"),

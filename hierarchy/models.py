@@ -85,8 +85,13 @@ class HierarchyNet(nn.Module):
 
 def build_model(cfg: ModelConfig, heads: dict[str, int]) -> HierarchyNet:
     """Create the backbone by timm name (never downloading), load local weights if asked, add the heads."""
+    widths = {"channels": tuple(cfg.channels)} if cfg.channels else {}
     try:
-        backbone = timm.create_model(cfg.backbone, pretrained=False, num_classes=0)
+        backbone = timm.create_model(cfg.backbone, pretrained=False, num_classes=0, **widths)
+    except TypeError:  # the model's constructor has no channels argument
+        raise UserError(
+            f"model.channels needs a ResNet-family backbone; {cfg.backbone} has no per-stage widths"
+        ) from None
     except RuntimeError as exc:  # timm's "Unknown model"
         close = timm.list_models(f"*{cfg.backbone.split('_')[0]}*")[:8]
         raise UserError(

@@ -49,8 +49,8 @@ def initialise(model: nn.Module, cfg: Config, taxonomy: Taxonomy) -> None:
             f"init_from={source} was trained on taxonomy '{theirs.name}' with coarse classes {list(theirs.coarse)}, "
             f"but this run uses '{taxonomy.name}' with {list(taxonomy.coarse)}. Use a coarse run of the same taxonomy."
         )
-    theirs_model = {"stem_pool": True, **state["config"]["model"]}  # checkpoints from before stem_pool had one
-    for key in ("backbone", "stem_pool"):  # the architecture must match for the features to mean the same
+    theirs_model = {"stem_pool": True, "channels": [], **state["config"]["model"]}  # older checkpoints lack these
+    for key in ("backbone", "stem_pool", "channels"):  # the architecture must match for the features to mean the same
         if theirs_model[key] != getattr(cfg.model, key):
             raise UserError(
                 f"init_from={source} has model.{key}={theirs_model[key]!r} but this run has "

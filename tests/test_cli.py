@@ -117,6 +117,7 @@ def test_eval_on_held_out_test_split(coarse_and_fine):
         ("fine", [], "is a 'fine' checkpoint"),
         ("coarse", ["model.backbone=resnet18"], "has model.backbone='resnet10t'"),
         ("coarse", ["model.stem_pool=false"], "has model.stem_pool=True"),
+        ("coarse", ["model.channels=[16,32,64,128]"], "has model.channels=[]"),
     ],
 )
 def test_fine_from_an_unfitting_checkpoint_is_refused(

@@ -36,6 +36,15 @@ def test_wrong_type_is_rejected():
         load_config("fine", overrides=["hierarchy.rule=sum"])
     with pytest.raises(UserError, match="not key=value"):
         parse_overrides(["train.epochs"])
+    with pytest.raises(UserError, match="train.optimizer='adam' is not one of adamw, sgd"):
+        load_config("coarse", overrides=["train.optimizer=adam"])
+
+
+def test_float_without_decimal_point():
+    """YAML reads 5e-4 as a string; a float key still takes it."""
+    assert load_config("coarse", overrides=["train.weight_decay=5e-4"]).train.weight_decay == 5e-4
+    with pytest.raises(UserError, match="expects a float"):
+        load_config("coarse", overrides=["train.weight_decay=small"])
 
 
 def test_unknown_key_in_yaml_file(tmp_path):

@@ -4,7 +4,7 @@ import torch
 from hierarchy.config import TrainConfig
 from hierarchy.data.images import TensorImages
 from hierarchy.ema import WeightAverage
-from hierarchy.engine import build_scheduler
+from hierarchy.engine import build_optimizer, build_scheduler
 from hierarchy.losses import class_weights, compute_loss
 
 
@@ -29,6 +29,18 @@ def test_warmup_then_cosine():
 def test_step_schedule():
     values = lrs(TrainConfig(epochs=6, lr=1.0, warmup_epochs=0, schedule="step", step_epochs=2, step_gamma=0.1))
     assert values[5] == pytest.approx(1.0) and values[25] == pytest.approx(0.1) and values[45] == pytest.approx(0.01)
+
+
+def test_optimizer_choice_and_no_decay_on_biases():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    sgd = build_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, weight_decay=5e-4))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"] and sgd.defaults["momentum"] == 0.9
+    adamw = build_optimizer(model, TrainConfig())
+    assert isinstance(adamw, torch.optim.AdamW)
+    for opt, decay in ((sgd, 5e-4), (adamw, 0.05)):
+        decayed, plain = opt.param_groups
+        assert decayed["weight_decay"] == decay and [p.ndim for p in decayed["params"]] == [4]  # the conv kernel
+        assert plain["weight_decay"] == 0.0 and len(plain["params"]) == 3  # conv bias, norm weight and bias
 
 
 def test_class_weights_inverse_frequency():

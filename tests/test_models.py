@@ -25,6 +25,19 @@ def test_offline_imagenet_weights_load_exactly(backbone):
     assert torch.equal(source[0], target[0]) and torch.equal(source[-2], target[-2])
 
 
+def test_stage_widths_and_stem_pool_shape_the_resnet():
+    """Half-width stages without the stem max-pool: a quarter of the weights, 2x the feature-map side."""
+    cfg = ModelConfig(backbone="resnet10t", channels=[32, 64, 128, 256], stem_pool=False)
+    model = build_model(cfg, {"coarse": 6})
+    assert model.backbone.num_features == 256 and model(torch.randn(2, 3, 32, 32))["coarse"].shape == (2, 6)
+    maps = model.backbone.forward_features(torch.randn(1, 3, 32, 32))
+    assert maps.shape == (1, 256, 2, 2)  # 1x1 with the pool
+    full = build_model(ModelConfig(backbone="resnet10t"), {"coarse": 6})
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in full.parameters()) / 3
+    with pytest.raises(UserError, match="model.channels needs a ResNet-family backbone"):
+        build_model(ModelConfig(backbone="mobilenetv2_100", channels=[16, 32]), {"coarse": 3})
+
+
 def test_backbone_without_local_weights_fails_fast():
     with pytest.raises(UserError, match="no local ImageNet weights for model.backbone='resnet18'"):
         build_model(ModelConfig(backbone="resnet18", pretrained=True), {"coarse": 3})
