@@ -13,6 +13,9 @@ import pytest
 import torch
 from conftest import ROOT, make_image_folder, tiny_overrides
 
+from hierarchy.config import load_config
+from hierarchy.models import build_model
+
 RUN_FILES = {
     "config.yaml",
     "taxonomy.yaml",
@@ -88,7 +91,11 @@ def test_coarse_run_folder(coarse_and_fine):
 
 def test_fine_run_transfers_and_freezes(coarse_and_fine):
     base, proc = coarse_and_fine
-    assert "transferred 86 tensors" in proc.stderr and "new: ['heads.fine.weight', 'heads.fine.bias']" in proc.stderr
+    backbone = build_model(load_config("fine").model, {}).backbone
+    moved = len(backbone.state_dict()) + 2  # the whole backbone and the coarse head's weight and bias
+    assert (
+        f"transferred {moved} tensors" in proc.stderr and "new: ['heads.fine.weight', 'heads.fine.bias']" in proc.stderr
+    )
     rows = [r.split(",") for r in (base / "fine" / "metrics.csv").read_text().splitlines()]
     frozen = rows[0].index("backbone_frozen")
     assert [r[frozen] for r in rows[1:]] == ["1", "0"]
@@ -116,8 +123,8 @@ def test_eval_on_held_out_test_split(coarse_and_fine):
         ("coarse", ["data.taxonomy=kfashion_style"], "trained on taxonomy 'fashion_mnist'"),
         ("fine", [], "is a 'fine' checkpoint"),
         ("coarse", ["model.backbone=resnet18"], "has model.backbone='resnet10t'"),
-        ("coarse", ["model.stem_pool=false"], "has model.stem_pool=True"),
-        ("coarse", ["model.channels=[16,32,64,128]"], "has model.channels=[]"),
+        ("coarse", ["model.stem_pool=true"], "has model.stem_pool=False"),
+        ("coarse", ["model.channels=[16,32,64,128]"], "has model.channels=[32, 64, 128, 256]"),
     ],
 )
 def test_fine_from_an_unfitting_checkpoint_is_refused(
