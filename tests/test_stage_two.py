@@ -130,6 +130,12 @@ def test_mlp_heads_and_balanced_sampler():
     assert (drawn - 1 / 3).abs().max() < 0.05
 
 
+def same_network_as_coarse() -> list[str]:
+    """Overrides giving another stage config the network of configs/coarse.yaml (a transfer needs the same one)."""
+    model = load_config("coarse").model
+    return [f"model.stem_pool={str(model.stem_pool).lower()}", f"model.channels={model.channels}".replace(" ", "")]
+
+
 def test_fashionhow_fine_stage_from_a_garment_coarse_run(fashionhow_root, tmp_path, capsys, monkeypatch):
     # Stage one: garment types on crops from a CSV manifest (the same photos, labelled top / bottom).
     manifest = tmp_path / "garments.csv"
@@ -144,7 +150,7 @@ def test_fashionhow_fine_stage_from_a_garment_coarse_run(fashionhow_root, tmp_pa
     proc = hierarchy(
         "run", "--stage", "fine", "--config", "configs/fashionhow_fine.yaml", "--run-dir", str(fine),
         f"data.root={fashionhow_root}", f"init_from={coarse}", "model.backbone=resnet10t", "model.pretrained=false",
-        *tiny,
+        *same_network_as_coarse(), *tiny,
     )  # fmt: skip
     assert "transferred" in proc.stderr and "heads.coarse.weight" in proc.stderr  # backbone moved, coarse head unused
     report = json.loads((fine / "metrics.json").read_text())
