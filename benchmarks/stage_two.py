@@ -1,6 +1,6 @@
 """Stage-two techniques, each on and off in one run, with Fashion-MNIST standing in for fashion labels.
 
-Every arm trains the fine model (coarse + fine heads, resnet10t at 32 px, bf16 where the CPU has it)
+Every arm trains the fine model (coarse + fine heads, configs/fine.yaml's network at 32 px, bf16 where the CPU has it)
 from scratch through the real CLI and is scored on the 10k test split, never used for training or tuning:
 
 1. class imbalance: a long-tailed training subsample (class k keeps 0.02^(k/9) of its images) — plain,
