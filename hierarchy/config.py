@@ -45,9 +45,7 @@ class ModelConfig:
     drop_rate: float = 0.1  # dropout before each head
     head: str = "linear"  # linear | mlp: a residual MLP block (LayerNorm, Linear, GELU, + skip) before each linear head
     stem_pool: bool = True  # false drops a ResNet stem's max-pool: 2x the feature-map side for small images
-    channels: list = field(
-        default_factory=list
-    )  # ResNet family: width of each stage, e.g. [32, 64, 128, 256]; [] = the backbone's own
+    channels: list = field(default_factory=list)  # ResNet stage widths, e.g. [32,64,128,256]; [] = the model's own
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and tensor cores
     tta_flip: bool = True  # at inference, average the logits of the image and its mirror image
 

@@ -89,6 +89,8 @@ def build_model(cfg: ModelConfig, heads: dict[str, int]) -> HierarchyNet:
     try:
         backbone = timm.create_model(cfg.backbone, pretrained=False, num_classes=0, **widths)
     except TypeError:  # the model's constructor has no channels argument
+        if not widths:
+            raise
         raise UserError(
             f"model.channels needs a ResNet-family backbone; {cfg.backbone} has no per-stage widths"
         ) from None
