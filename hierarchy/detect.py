@@ -112,11 +112,15 @@ def resolve_detector_weights(weights: str) -> Path:
     return path
 
 
-def config_key(cfg: DetectConfig, weights: Path, device: str) -> str:
-    """A short hash of everything that changes what the detector finds (weights content, settings, backend)."""
+def config_key(cfg: DetectConfig, weights: Path, device: str, backend: str = "") -> str:
+    """A short hash of everything that changes what the detector finds (weights content, settings, backend).
+
+    ``backend`` is the one that actually ran, when it differs from the one the settings choose (a failed
+    OpenVINO export falls back to torch).
+    """
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     keys = ("conf", "iou", "imgsz", "max_imgsz", "small", "max_det", "kpt_conf", "amp")
-    settings = {k: getattr(cfg, k) for k in keys} | {"backend": detector_backend(cfg.backend, device)}
+    settings = {k: getattr(cfg, k) for k in keys} | {"backend": backend or detector_backend(cfg.backend, device)}
     return hashlib.sha256(json.dumps([digest, settings], sort_keys=True).encode()).hexdigest()[:16]
 
 

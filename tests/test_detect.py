@@ -171,6 +171,29 @@ def test_cache_detects_each_image_once(tmp_path, monkeypatch):
     assert calls == [1, 1, 1, 1] and len(list((tmp_path / "cache").glob("*.jsonl"))) == 2
 
 
+def test_openvino_fallback_caches_under_the_torch_key(tmp_path, monkeypatch):
+    import hierarchy.detect
+    from hierarchy.detect import config_key
+
+    image = tmp_path / "a.jpg"
+    Image.open(ZIDANE).save(image)
+    cfg = DetectConfig(cache_dir=str(tmp_path / "cache"), max_imgsz=0)  # backend auto: OpenVINO on this CPU
+
+    def export_fails(weights):
+        raise RuntimeError("export broke")
+
+    monkeypatch.setattr(hierarchy.detect, "openvino_model", export_fails)
+    first, _ = crops.detect_files([str(image)], cfg)
+    weights = hierarchy.detect.resolve_detector_weights(cfg.weights)
+    kept = [p.stem for p in (tmp_path / "cache").glob("*.jsonl")]
+    assert kept == [config_key(cfg, weights, "cpu", "torch")]  # torch's results, not filed as OpenVINO's
+    calls = []
+    original = Detector.predict
+    monkeypatch.setattr(Detector, "predict", lambda self, *a: calls.append(1) or original(self, *a))
+    again, _ = crops.detect_files([str(image)], cfg)  # the export fails again: torch's entries serve
+    assert calls == [] and again == first
+
+
 def test_missing_weights_name_what_to_do(monkeypatch):
     with pytest.raises(UserError, match="detect.weights=/nowhere/x.pt not found"):
         Detector(DetectConfig(weights="/nowhere/x.pt"))

@@ -75,25 +75,23 @@ class DetectionCache:
 def detect_files(paths: Iterable[str], cfg: DetectConfig, device: str = "cpu") -> tuple[dict, dict[str, str]]:
     """Regions for every readable file, from the cache where possible; ``(regions by path, errors by path)``."""
     from hierarchy.detect import Detector, config_key, resolve_detector_weights
+    from hierarchy.openvino_export import detector_backend
 
     weights = resolve_detector_weights(cfg.weights)
     cache = DetectionCache(cfg.cache_dir, config_key(cfg, weights, device))
-    found, errors, pending = {}, {}, []
-    unique = list(dict.fromkeys(paths))
-    for path in unique:
+    found, errors, hashed = {}, {}, []
+    for path in dict.fromkeys(paths):
         try:
-            sha = file_hash(path)
+            hashed.append((path, file_hash(path)))
         except OSError as exc:
             errors[path] = f"{type(exc).__name__}: {exc}"
-            continue
-        cached = cache.get(sha)
-        if cached is None:
-            pending.append((path, sha))
-        else:
-            found[path] = cached
+    pending = from_cache(cache, hashed, found)
     if not pending:
         return found, errors  # all cached: YOLO is not even loaded
     detector = Detector(cfg, device)
+    if detector.backend != detector_backend(cfg.backend, device):  # the OpenVINO export failed: torch detects,
+        cache = DetectionCache(cfg.cache_dir, config_key(cfg, weights, device, detector.backend))  # under its key
+        pending = from_cache(cache, pending, found)
     log.info("detecting on %d images (%d cached) with %s", len(pending), len(found), weights.name)
     for start in range(0, len(pending), 32):  # decode a few images ahead, never a whole folder
         images, scales, ready = [], [], []
@@ -110,6 +108,18 @@ def detect_files(paths: Iterable[str], cfg: DetectConfig, device: str = "cpu") -
         for (path, sha), regions in zip(ready, detector(images, scales) if images else []):
             found[path] = cache.add(sha, regions)
     return found, errors
+
+
+def from_cache(cache: DetectionCache, hashed: list[tuple[str, str]], found: dict) -> list[tuple[str, str]]:
+    """Fill ``found`` from the cache; returns the ``(path, sha)`` pairs it does not hold."""
+    pending = []
+    for path, sha in hashed:
+        cached = cache.get(sha)
+        if cached is None:
+            pending.append((path, sha))
+        else:
+            found[path] = cached
+    return pending
 
 
 def usable(region, mode: str) -> bool:
