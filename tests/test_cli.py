@@ -124,7 +124,7 @@ def test_eval_on_held_out_test_split(coarse_and_fine):
         ("fine", [], "is a 'fine' checkpoint"),
         ("coarse", ["model.backbone=resnet18"], "has model.backbone='resnet10t'"),
         ("coarse", ["model.stem_pool=true"], "has model.stem_pool=False"),
-        ("coarse", ["model.channels=[16,32,64,128]"], "has model.channels=[32, 64, 128, 256]"),
+        ("coarse", ["model.channels=[16,32,64,128]"], "has model.channels=[48, 96, 192, 384]"),
     ],
 )
 def test_fine_from_an_unfitting_checkpoint_is_refused(
