@@ -1,4 +1,4 @@
-"""Training and evaluation as plain functions: train_one_epoch, predict, fit.
+"""Training as plain functions: train_one_epoch, validate, fit.
 
 Every epoch reseeds shuffling, augmentation and dropout from (seed, epoch), so a run resumed from
 ``last.pt`` draws exactly what the uninterrupted run would have drawn and ends with the same result.
@@ -34,36 +34,13 @@ from hierarchy.ema import WeightAverage
 from hierarchy.errors import UserError
 from hierarchy.losses import class_weights, compute_loss, consistency_loss
 from hierarchy.metrics import hierarchical_metrics
+from hierarchy.optim import build_optimizer, build_scheduler
+from hierarchy.predict import predict
 from hierarchy.runner import autocast, distributed
 from hierarchy.taxonomy import Taxonomy
 from hierarchy.uda import endless_batches, split_unlabelled, uda_views
 
 log = logging.getLogger(__name__)
-
-
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW, or SGD with Nesterov momentum; biases and norm weights (1-d tensors) get no weight decay."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """Per-step schedule: linear warm-up, then cosine to zero (or step decay)."""
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warmup = min(total - 1, round(cfg.warmup_epochs * steps_per_epoch))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if cfg.schedule == "step":
-            return cfg.step_gamma ** ((step // steps_per_epoch) // max(1, cfg.step_epochs))
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -146,46 +123,6 @@ def train_one_epoch(
     bar.close()
     elapsed = time.perf_counter() - start
     return {"train/loss": loss_sum / max(1, seen), "train/images_per_s": seen / max(elapsed, 1e-9)}
-
-
-def forward(model: nn.Module, x: torch.Tensor, tta_flip: bool) -> dict[str, torch.Tensor]:
-    """Logits per head; with ``tta_flip`` averaged with the mirrored image's (garments are left-right symmetric)."""
-    out = model(x)
-    if tta_flip:
-        mirrored = model(x.flip(-1))
-        out = {head: (out[head].float() + mirrored[head].float()) / 2 for head in out}
-    return out
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module,
-    loader,
-    device: torch.device,
-    amp: bool = True,
-    channels_last: bool = True,
-    skips: SkipLog | None = None,
-    tta_flip: bool = False,
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
-    """Logits for every readable image: ``({head: (N, K)}, {head: (N,)} targets, sources)``."""
-    model.eval()
-    logits: dict[str, list[torch.Tensor]] = {}
-    targets: dict[str, list[torch.Tensor]] = {}
-    sources: list[str] = []
-    for batch in loader:
-        if skips is not None:
-            skips.add(batch.skipped)
-        if not batch.sources:
-            continue
-        x = to_model_input(batch.images.to(device, non_blocking=True), channels_last)
-        with autocast(device, amp):
-            out = forward(model, x, tta_flip)
-        for head, value in out.items():
-            logits.setdefault(head, []).append(value.float().cpu())
-        for head, value in batch.targets.items():
-            targets.setdefault(head, []).append(value)
-        sources += batch.sources
-    return ({k: torch.cat(v) for k, v in logits.items()}, {k: torch.cat(v) for k, v in targets.items()}, sources)
 
 
 def validate(

@@ -18,7 +18,6 @@ from hierarchy.data import build_loader, build_splits, build_test
 from hierarchy.data.images import SkipLog
 from hierarchy.data.transforms import to_model_input
 from hierarchy.decode import decode
-from hierarchy.engine import forward, predict
 from hierarchy.errors import UserError
 from hierarchy.losses import multi_hot
 from hierarchy.metrics import (
@@ -30,6 +29,7 @@ from hierarchy.metrics import (
     write_confusion,
 )
 from hierarchy.models import build_model
+from hierarchy.predict import forward, predict
 from hierarchy.runner import autocast, select_device
 from hierarchy.taxonomy import Taxonomy, build_taxonomy
 
@@ -87,11 +87,14 @@ def evaluate_checkpoint(
     batch_size: int = 256,
     workers: int = -1,
     already_skipped: dict[str, str] | None = None,
+    fit_thresholds: bool = False,
 ) -> dict[str, Any]:
     """Predict ``dataset`` with a checkpoint and write the report files into ``out_dir``.
 
     Writes ``metrics.json``, ``confusion_<head>.{png,csv}`` and ``predictions_<split>.csv``. Unreadable files
     are counted once each, together with ``already_skipped`` (those met while training, for a run's report).
+    With ``fit_thresholds`` a multi-label model's per-class thresholds are tuned for F1 on these
+    predictions (a run's validation split) and put into ``state["thresholds"]``, so one pass serves both.
     """
     cfg = from_dict(state["config"])
     taxonomy = build_taxonomy(state["taxonomy"], source=f"checkpoint {state.get('path', '')}")
@@ -105,6 +108,9 @@ def evaluate_checkpoint(
     )
     probs = {k: v.numpy() for k, v in decode(logits, taxonomy, cfg.hierarchy.rule, cfg.train.multilabel).items()}
     target = {k: v.numpy() for k, v in targets.items()}
+    hot = multi_hot(targets, probs["fine"].shape[1]).numpy() if cfg.train.multilabel else None
+    if cfg.train.multilabel and fit_thresholds:
+        state["thresholds"] = tune_thresholds(probs["fine"], hot).tolist()
     if cfg.train.multilabel and "thresholds" not in state:
         raise UserError(f"{state.get('path')} is a multi-label model without tuned thresholds: retrain it")
 
@@ -132,7 +138,6 @@ def evaluate_checkpoint(
         "heads": heads,
     }
     if cfg.train.multilabel:
-        hot = multi_hot(targets, probs["fine"].shape[1]).numpy()
         report["multilabel"] = multilabel_metrics(probs["fine"], hot, np.array(state["thresholds"]), taxonomy.fine)
     if "fine" in probs:
         report["hierarchy"] = hierarchical_metrics(
@@ -142,19 +147,6 @@ def evaluate_checkpoint(
         json.dump(report, f, indent=2, ensure_ascii=False)
     write_predictions(out_dir / f"predictions_{split}.csv", sources, {h: probs[h] for h in heads}, target, taxonomy)
     return report
-
-
-def fit_thresholds(state: dict[str, Any], dataset, device: str, batch_size: int, workers: int) -> list[float]:
-    """Per-class thresholds of a multi-label fine head, tuned for F1 on ``dataset`` (the validation split)."""
-    cfg = from_dict(state["config"])
-    taxonomy = build_taxonomy(state["taxonomy"], source=f"checkpoint {state.get('path', '')}")
-    dev = select_device(device)
-    logits, targets, _ = predict(
-        model_from_checkpoint(state, dev), build_loader(dataset, batch_size, workers), dev, cfg.train.amp,
-        cfg.model.channels_last, None, cfg.model.tta_flip,
-    )  # fmt: skip
-    probs = decode(logits, taxonomy, cfg.hierarchy.rule, multilabel=True)["fine"].numpy()
-    return tune_thresholds(probs, multi_hot(targets, probs.shape[1]).numpy()).tolist()
 
 
 def evaluate_run(

@@ -23,7 +23,7 @@ from hierarchy.config import Config, from_dict, save_config
 from hierarchy.data import build_splits, with_data_attributes
 from hierarchy.engine import fit, seed_everything
 from hierarchy.errors import UserError
-from hierarchy.evaluate import evaluate_checkpoint, fit_thresholds, format_report
+from hierarchy.evaluate import evaluate_checkpoint, format_report
 from hierarchy.models import build_model
 from hierarchy.runner import configure_threads, distributed, select_device
 from hierarchy.taxonomy import Taxonomy, build_taxonomy, load_taxonomy, save_taxonomy
@@ -149,13 +149,6 @@ def train_stage(
             if rank:
                 return run_dir  # rank 0 writes the report
         best = load_checkpoint(run_dir, prefer="best.pt")
-        if cfg.train.multilabel:  # thresholds belong to the model: tuned on validation, stored in best.pt
-            best["thresholds"] = fit_thresholds(
-                best, val_set, cfg.train.device, cfg.train.batch_size * 2, cfg.data.workers
-            )
-            save_checkpoint(Path(best.pop("path")), best)
-            best = load_checkpoint(run_dir, prefer="best.pt")
-            log.info("per-class thresholds tuned on validation: %s", best["thresholds"])
         report = evaluate_checkpoint(
             best,
             val_set,
@@ -165,7 +158,11 @@ def train_stage(
             cfg.train.batch_size * 2,
             cfg.data.workers,
             already_skipped=final.get("skipped", {}),
+            fit_thresholds=cfg.train.multilabel,
         )
+        if cfg.train.multilabel:  # thresholds belong to the model: tuned on validation, stored in best.pt
+            save_checkpoint(Path(best.pop("path")), best)
+            log.info("per-class thresholds tuned on validation: %s", best["thresholds"])
         log.info("best checkpoint on validation:\n%s", format_report(report))
     finally:
         logging.getLogger().removeHandler(handler)

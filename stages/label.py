@@ -22,10 +22,10 @@ from hierarchy.data.image_folder import Item, collect
 from hierarchy.data.transforms import letterbox, open_image, to_model_input
 from hierarchy.decode import decode
 from hierarchy.detect import Detector, Region
-from hierarchy.engine import forward
 from hierarchy.errors import UserError
 from hierarchy.evaluate import model_from_checkpoint
 from hierarchy.label_store import LabelStore, image_key
+from hierarchy.predict import forward
 from hierarchy.runner import autocast, configure_threads, decode_workers, distributed, select_device
 from hierarchy.taxonomy import build_taxonomy
 

@@ -12,8 +12,9 @@ from PIL import Image
 
 from hierarchy.config import DetectConfig, load_detect_config
 from hierarchy.data import crops
-from hierarchy.detect import Detector, garment_regions
+from hierarchy.detect import Detector
 from hierarchy.errors import UserError
+from hierarchy.pose_regions import garment_regions
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import torch
 from hierarchy.config import TrainConfig
 from hierarchy.data.images import TensorImages
 from hierarchy.ema import WeightAverage
-from hierarchy.engine import build_optimizer, build_scheduler
 from hierarchy.losses import class_weights, compute_loss
+from hierarchy.optim import build_optimizer, build_scheduler
 
 
 def lrs(cfg: TrainConfig, steps_per_epoch: int = 10) -> list[float]:
