@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides",
         nargs="*",
         metavar="key=value",
-        help="data.* or hierarchy.*, e.g. data.root=DIR hierarchy.rule=mask",
+        help="data.*, detect.*, hierarchy.* or model.tta_*, e.g. data.root=DIR hierarchy.rule=mask model.tta_shift=1",
     )
     ev.set_defaults(func=cmd_eval)
 

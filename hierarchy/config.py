@@ -48,6 +48,7 @@ class ModelConfig:
     channels: list = field(default_factory=list)  # ResNet stage widths, e.g. [32,64,128,256]; [] = the model's own
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and tensor cores
     tta_flip: bool = True  # at inference, average the logits of the image and its mirror image
+    tta_shift: int = 0  # at inference, also average views shifted this many pixels each way (5x the views; 0 = off)
 
 
 @dataclass

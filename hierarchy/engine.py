@@ -129,7 +129,8 @@ def validate(
     model: nn.Module, loader, taxonomy: Taxonomy, cfg: Config, device: torch.device, skips: SkipLog
 ) -> dict[str, float]:
     """Top-1 per head on the validation split, with the configured hierarchy rule; for attribute heads also
-    the mean per-class accuracy (ACSA) and its mean over the heads."""
+    the mean per-class accuracy (ACSA) and its mean over the heads. The shifted test-time views are left out
+    here (5x the cost every epoch); the final evaluation of the best checkpoint uses them."""
     logits, targets, _ = predict(
         model, loader, device, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip
     )

@@ -46,12 +46,11 @@ def model_from_checkpoint(state: dict[str, Any], device: torch.device) -> torch.
     return model.to(device).to(memory_format=torch.channels_last)
 
 
+EVAL_MODEL_KEYS = {"tta_flip", "tta_shift"}  # inference-only model settings an evaluation may change
 FASHIONHOW_MAX_MB = 25.0  # Fashion-How's single-model size rule
 
 
-def model_footprint(
-    state: dict[str, Any], model: torch.nn.Module, image_size: int, tta_flip: bool, runs: int = 20
-) -> dict[str, Any]:
+def model_footprint(state: dict[str, Any], model: torch.nn.Module, runs: int = 20) -> dict[str, Any]:
     """Weights size and single-image CPU latency (batch 1, one thread per core, median of ``runs``).
 
     ``model`` is the checkpoint's network, already built; on another device a CPU copy is built for timing.
@@ -60,13 +59,14 @@ def model_footprint(
         model = model_from_checkpoint(state, torch.device("cpu"))
     model.eval()
     size_mb = sum(v.numel() * v.element_size() for v in state["model"].values()) / 1e6
-    x = to_model_input(torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8))
     cfg = from_dict(state["config"])
+    side = cfg.data.image_size
+    x = to_model_input(torch.zeros(1, 3, side, side, dtype=torch.uint8))
     times = []
     with torch.no_grad(), autocast(torch.device("cpu"), cfg.train.amp):
         for i in range(runs + 3):  # 3 warm-up passes
             start = time.perf_counter()
-            forward(model, x, tta_flip)
+            forward(model, x, cfg.model.tta_flip, cfg.model.tta_shift)
             if i >= 3:
                 times.append(time.perf_counter() - start)
     return {
@@ -104,7 +104,7 @@ def evaluate_checkpoint(
     skips.reasons.update(already_skipped or {})
     loader = build_loader(dataset, batch_size, workers)
     logits, targets, sources = predict(
-        model, loader, dev, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip
+        model, loader, dev, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip, cfg.model.tta_shift
     )
     probs = {k: v.numpy() for k, v in decode(logits, taxonomy, cfg.hierarchy.rule, cfg.train.multilabel).items()}
     target = {k: v.numpy() for k, v in targets.items()}
@@ -127,7 +127,7 @@ def evaluate_checkpoint(
         )
     report: dict[str, Any] = {
         "split": split,
-        "model": model_footprint(state, model, cfg.data.image_size, cfg.model.tta_flip),
+        "model": model_footprint(state, model),
         "checkpoint": state.get("path", ""),
         "stage": state.get("stage", ""),
         "taxonomy": taxonomy.name,
@@ -158,14 +158,16 @@ def evaluate_run(
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate a run folder or checkpoint on its data's ``split``; files go to ``out`` (default ``<run>/<split>``).
 
-    ``overrides`` may set ``data.*`` (e.g. where the data moved) and ``hierarchy.*`` (the decoding rule) only.
+    ``overrides`` may set ``data.*`` (e.g. where the data moved), ``detect.*``, ``hierarchy.*`` (the decoding
+    rule) and the test-time views ``model.tta_flip`` / ``model.tta_shift``; nothing that changes the network.
     """
     state = load_checkpoint(model)
     cfg = from_dict(state["config"])
     values = parse_overrides(overrides or [])
-    if set(values) - {"data", "hierarchy", "detect"}:
+    if set(values) - {"data", "hierarchy", "detect", "model"} or set(values.get("model", {})) - EVAL_MODEL_KEYS:
         raise UserError(
-            "eval takes data.*, detect.* and hierarchy.* settings only (e.g. data.root=DIR hierarchy.rule=mask)"
+            "eval takes data.*, detect.*, hierarchy.* and model.tta_flip / model.tta_shift settings only "
+            "(e.g. data.root=DIR hierarchy.rule=mask model.tta_shift=0)"
         )
     apply(cfg, values)
     state["config"] = to_dict(cfg)  # the decoding rule and data location used for this report

@@ -84,7 +84,7 @@ class Classifiers:
             batch = torch.stack([letterbox(im, cfg.data.image_size, box) for im, box in zip(images, boxes)])
             x = to_model_input(batch.to(self.device, non_blocking=True), cfg.model.channels_last)
             with autocast(self.device, cfg.train.amp):
-                logits = forward(model, x, cfg.model.tta_flip)
+                logits = forward(model, x, cfg.model.tta_flip, cfg.model.tta_shift)
             probs = decode(
                 {h: v.float() for h, v in logits.items()}, self.taxonomy, cfg.hierarchy.rule, cfg.train.multilabel
             )

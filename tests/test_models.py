@@ -3,8 +3,10 @@ import torch
 
 from hierarchy.checkpoint import transfer_weights
 from hierarchy.config import ModelConfig
+from hierarchy.data.transforms import to_model_input
 from hierarchy.errors import UserError
 from hierarchy.models import OFFLINE_WEIGHTS, build_model, resolve_offline_weights
+from hierarchy.predict import forward, shifted_views
 
 
 def test_heads_from_taxonomy_sizes():
@@ -67,3 +69,30 @@ def test_transfer_reports_what_moved():
     assert report["unused"] == [] and report["shape_mismatch"] == []
     assert torch.equal(fine.backbone.conv1[0].weight, coarse.backbone.conv1[0].weight)
     assert torch.equal(fine.heads["coarse"].weight, coarse.heads["coarse"].weight)
+
+
+def test_test_time_views_shift_with_black_borders_and_average():
+    """Shifted views move the image one pixel each way and fill the uncovered edge with the letterbox black;
+    forward averages the logits over every view (5 positions x mirror = 10 network calls)."""
+    raw = torch.randint(1, 255, (1, 1, 6, 6), dtype=torch.uint8)
+    x = to_model_input(raw, channels_last=False)
+    views = shifted_views(x, 1)
+    black = to_model_input(torch.zeros(1, 1, 6, 6, dtype=torch.uint8), channels_last=False)
+    assert len(views) == 5 and torch.allclose(views[0], x)
+    right = views[1]  # content moved one pixel right: column 0 is new border
+    assert torch.allclose(right[..., 1:], x[..., :-1]) and torch.allclose(right[..., 0], black[..., 0])
+    down = views[3]
+    assert torch.allclose(down[..., 1:, :], x[..., :-1, :]) and torch.allclose(down[..., 0, :], black[..., 0, :])
+
+    calls = []
+
+    def model(v):
+        calls.append(v)
+        return {"fine": v.mean(dim=(1, 2, 3)).unsqueeze(1)}
+
+    out = forward(model, x, tta_flip=True, tta_shift=1)
+    assert len(calls) == 10
+    assert torch.allclose(out["fine"], torch.stack([c.mean() for c in calls]).mean().view(1, 1))
+    calls.clear()
+    forward(model, x, tta_flip=False, tta_shift=0)
+    assert len(calls) == 1
