@@ -56,7 +56,7 @@ class Decoded(Dataset):
 class Classifiers:
     """One or more checkpoints of the same taxonomy; probabilities averaged across them (soft voting)."""
 
-    def __init__(self, model_paths: list[str], device: torch.device) -> None:
+    def __init__(self, model_paths: list[str], device: torch.device, tta_shift: int | None = None) -> None:
         self.states = [load_checkpoint(p) for p in model_paths]
         self.taxonomy = build_taxonomy(self.states[0]["taxonomy"], source=self.states[0]["path"])
         self.heads = list(self.states[0]["heads"])
@@ -67,6 +67,8 @@ class Classifiers:
                     "needs models of one taxonomy and stage"
                 )
         self.configs = [from_dict(s["config"]) for s in self.states]
+        for cfg in self.configs:  # the shifted views cost 5x: labelling may trade them for speed
+            cfg.model.tta_shift = cfg.model.tta_shift if tta_shift is None else tta_shift
         if len({c.train.multilabel for c in self.configs}) > 1:
             raise UserError("an ensemble needs all multi-label or all single-label models, not a mix")
         # Multi-label styles: a style is given when its averaged probability reaches the averaged threshold.
@@ -120,6 +122,7 @@ def run(
     crop: str = "",
     detect: DetectConfig | None = None,
     chunk: int = 256,
+    tta_shift: int | None = None,
 ) -> dict:
     """Label every image not yet in ``out``; returns the summary (images, crops, errors, seconds)."""
     configure_threads()
@@ -132,7 +135,7 @@ def run(
     done = store.finished()
     todo = [it for it in items if image_key({"root": it.root, "path": it.path}) not in done]
     mine = todo[rank::world]  # disjoint shares; every rank writes its own chunks
-    classifiers = Classifiers(models, dev)
+    classifiers = Classifiers(models, dev, tta_shift)
     mode = crop or classifiers.configs[0].data.crop
     mode = "image" if mode in ("auto", "annotation") else mode  # photos to label carry no boxes
     detect = detect or classifiers.configs[0].detect

@@ -11,11 +11,13 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 from conftest import ROOT, make_image_folder
 from PIL import Image
 from test_cli import hierarchy
 
 from hierarchy.taxonomy import load_taxonomy
+from stages.label import Classifiers
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,8 @@ def test_label_rows_errors_and_formats(labeller, tmp_path):
         hierarchy("label", str(photos), "--model", str(model), "--model", str(model), "--out", str(other), check=False)
         table = pd.read_json(other, lines=True) if suffix == "jsonl" else pd.read_parquet(other)
         assert len(table) == 40 and list(table["fine"]) == list(rows["fine"])  # a 2-model ensemble of one agrees
+    assert Classifiers([str(model)], torch.device("cpu")).configs[0].model.tta_shift == 1  # the model's own
+    assert Classifiers([str(model)], torch.device("cpu"), tta_shift=0).configs[0].model.tta_shift == 0  # --tta-shift
 
 
 def test_killed_run_resumes_without_duplicates_or_gaps(labeller, tmp_path):

@@ -96,3 +96,5 @@ def test_test_time_views_shift_with_black_borders_and_average():
     calls.clear()
     forward(model, x, tta_flip=False, tta_shift=0)
     assert len(calls) == 1
+    with pytest.raises(UserError, match="model.tta_shift=-1: use 0"):
+        shifted_views(x, -1)
