@@ -11,6 +11,7 @@ Nothing here reaches the network: ``offline_ultralytics`` runs before ultralytic
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -107,13 +108,20 @@ def resolve_detector_weights(weights: str) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=8)
+def file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """sha256 of a weights file; size and mtime in the cache key so that a rewritten file is hashed again."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def config_key(cfg: DetectConfig, weights: Path, device: str, backend: str = "") -> str:
     """A short hash of everything that changes what the detector finds (weights content, settings, backend).
 
     ``backend`` is the one that actually ran, when it differs from the one the settings choose (a failed
     OpenVINO export falls back to torch).
     """
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    stat = weights.stat()
+    digest = file_digest(weights.resolve(), stat.st_size, stat.st_mtime_ns)
     keys = ("conf", "iou", "imgsz", "max_imgsz", "small", "max_det", "kpt_conf", "amp")
     settings = {k: getattr(cfg, k) for k in keys} | {"backend": backend or detector_backend(cfg.backend, device)}
     return hashlib.sha256(json.dumps([digest, settings], sort_keys=True).encode()).hexdigest()[:16]

@@ -330,3 +330,19 @@ def test_detect_stage_trains_a_garment_detector(tmp_path):
     assert out.read_text().splitlines()[0].startswith("image,kind")
     again = hierarchy("run", "--stage", "detect", "--run-dir", str(run), f"data.root={root}", check=False)
     assert again.returncode == 2 and "resume=auto" in again.stderr
+
+
+def test_detection_cache_key_follows_the_weights_content(tmp_path):
+    """The key hashes the weights file once per version of it: rewriting the file gives a new key."""
+    import os
+
+    from hierarchy.detect import config_key
+
+    weights = tmp_path / "det.pt"
+    weights.write_bytes(b"first weights")
+    cfg = load_detect_config(["detect.backend=torch"])
+    first = config_key(cfg, weights, "cpu")
+    assert config_key(cfg, weights, "cpu") == first
+    weights.write_bytes(b"other weights")
+    os.utime(weights, ns=(1, 1))  # a new mtime even where the clock is coarse
+    assert config_key(cfg, weights, "cpu") != first
