@@ -215,6 +215,13 @@ CHOICES = {
 }
 
 
+def check_tta_shift(shift: int) -> int:
+    """``model.tta_shift`` is a number of pixels: 0 (no shifted views) or more."""
+    if shift < 0:
+        raise UserError(f"model.tta_shift={shift}: use 0 (no shifted views) or a number of pixels such as 1")
+    return shift
+
+
 def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
     """Apply a nested dict of values to a config dataclass in place, rejecting unknown keys."""
     if prefix == "train." and values.get("augment"):  # the preset first, so keys beside it override it
@@ -233,6 +240,8 @@ def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
             if dotted in CHOICES and value not in CHOICES[dotted]:
                 shown = ", ".join(c or '""' for c in CHOICES[dotted])
                 raise UserError(f"{dotted}={value!r} is not one of {shown}")
+            if dotted == "model.tta_shift":  # fail when the setting is read, not at the first batch
+                check_tta_shift(value)
             setattr(cfg, key, value)
 
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hierarchy.checkpoint import load_checkpoint
-from hierarchy.config import DetectConfig, from_dict
+from hierarchy.config import DetectConfig, apply, from_dict
 from hierarchy.data.crops import DETECTING_MODES, file_hash, usable
 from hierarchy.data.image_folder import Item, collect
 from hierarchy.data.transforms import letterbox, open_image, to_model_input
@@ -68,7 +68,8 @@ class Classifiers:
                 )
         self.configs = [from_dict(s["config"]) for s in self.states]
         for cfg in self.configs:  # the shifted views cost 5x: labelling may trade them for speed
-            cfg.model.tta_shift = cfg.model.tta_shift if tta_shift is None else tta_shift
+            if tta_shift is not None:
+                apply(cfg.model, {"tta_shift": tta_shift}, "model.")
         if len({c.train.multilabel for c in self.configs}) > 1:
             raise UserError("an ensemble needs all multi-label or all single-label models, not a mix")
         # Multi-label styles: a style is given when its averaged probability reaches the averaged threshold.

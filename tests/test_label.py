@@ -16,6 +16,7 @@ from conftest import ROOT, make_image_folder
 from PIL import Image
 from test_cli import hierarchy
 
+from hierarchy.errors import UserError
 from hierarchy.taxonomy import load_taxonomy
 from stages.label import Classifiers
 
@@ -61,6 +62,8 @@ def test_label_rows_errors_and_formats(labeller, tmp_path):
         assert len(table) == 40 and list(table["fine"]) == list(rows["fine"])  # a 2-model ensemble of one agrees
     assert Classifiers([str(model)], torch.device("cpu")).configs[0].model.tta_shift == 1  # the model's own
     assert Classifiers([str(model)], torch.device("cpu"), tta_shift=0).configs[0].model.tta_shift == 0  # --tta-shift
+    with pytest.raises(UserError, match="model.tta_shift=-1: use 0"):  # before any image is read
+        Classifiers([str(model)], torch.device("cpu"), tta_shift=-1)
 
 
 def test_killed_run_resumes_without_duplicates_or_gaps(labeller, tmp_path):
