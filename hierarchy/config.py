@@ -27,7 +27,8 @@ class DataConfig:
     taxonomy: str = "fashion_mnist"  # a name in configs/taxonomy/ or a path to a taxonomy YAML
     limit: int = 0  # use only the first N training images (0 = all), for quick trials
     image_size: int = 32  # side of the square model input; images keep their aspect ratio and are padded
-    val_fraction: float = 0.1  # share of the training split held out for validation (fixed seed)
+    val_fraction: float = 0.1  # share of the training split held out for validation (fixed seed); 0 = train on
+    # all of it, with no validation: best.pt is then the last epoch (for a recipe already chosen on validation)
     workers: int = -1  # DataLoader worker processes; -1 = auto (none for in-memory data or on <= 2 cores)
     crop: str = "auto"  # image | person | pose-garments | detector | annotation; auto = annotation if boxes exist
     mask: str = "none"  # none | polygon: blank pixels outside the garment polygon (K-Fashion) before padding

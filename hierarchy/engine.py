@@ -181,7 +181,8 @@ def fit(
     resume_state: dict[str, Any] | None = None,
     tracker: MarginTracker | None = None,
 ) -> dict[str, Any]:
-    """Train for ``cfg.train.epochs``, saving ``last.pt`` every epoch and ``best.pt`` on a better ``main_metric``.
+    """Train for ``cfg.train.epochs``, saving ``last.pt`` every epoch and ``best.pt`` on a better ``main_metric``
+    (every epoch when ``val_set`` is None: with no validation the last epoch is the one kept).
 
     Returns:
         The last epoch's checkpoint state plus ``skipped``: {path: reason} of the unreadable files met.
@@ -190,7 +191,7 @@ def fit(
     rank, world = distributed()
     lead = rank == 0  # one process writes checkpoints, metrics and logs
     heads = {name: head.out_features for name, head in model.heads.items()}
-    val_loader = build_loader(val_set, tc.batch_size * 2, cfg.data.workers)
+    val_loader = None if val_set is None else build_loader(val_set, tc.batch_size * 2, cfg.data.workers)
     batch_size = max(1, tc.batch_size // world)  # the global batch stays train.batch_size under torchrun
     train_set, pool = split_unlabelled(train_set, list(heads), tc, cfg.data.image_size)
     share = math.ceil(len(train_set) / world)
@@ -210,7 +211,8 @@ def fit(
             average.load_state_dict(resume_state["ema"])
         start_epoch, best = resume_state["epoch"] + 1, resume_state["best_metric"]
         history = [row for row in resume_state.get("history", []) if row["epoch"] < start_epoch]
-        log.info("resuming at epoch %d of %d (best %s so far %.4f)", start_epoch + 1, tc.epochs, main_metric, best)
+        so_far = f"best {main_metric} so far {best:.4f}" if val_loader is not None else "no validation"
+        log.info("resuming at epoch %d of %d (%s)", start_epoch + 1, tc.epochs, so_far)
     skips = SkipLog()
     state: dict[str, Any] = resume_state or {}
     for epoch in range(start_epoch, tc.epochs):
@@ -251,11 +253,12 @@ def fit(
             )  # fmt: skip
         )
         served = model if average is None else average.model  # the weights that are validated and saved as best
-        row.update(validate(served, val_loader, taxonomy, cfg, device, skips))
+        if val_loader is not None:
+            row.update(validate(served, val_loader, taxonomy, cfg, device, skips))
         row["time"] = round(time.time() - started, 2)
         history.append(row)
-        improved = row[main_metric] > best
-        best = max(best, row[main_metric])
+        improved = val_loader is None or row[main_metric] > best
+        best = max(best, row.get(main_metric, best))
         state = {
             "stage": cfg.stage,
             "model": model.state_dict(),
@@ -279,15 +282,14 @@ def fit(
             save_checkpoint(run_dir / "checkpoints" / "best.pt", best_state)
         write_metrics_csv(history, run_dir / "metrics.csv")
         log.info(
-            "epoch %d/%d  loss %.4f  %s %.4f  %.0f img/s  %.0fs%s",
+            "epoch %d/%d  loss %.4f  %s  %.0f img/s  %.0fs%s",
             epoch + 1,
             tc.epochs,
             row["train/loss"],
-            main_metric,
-            row[main_metric],
+            f"{main_metric} {row[main_metric]:.4f}" if main_metric in row else "no validation",
             row["train/images_per_s"],
             row["time"],
-            "  (best)" if improved else "",
+            "  (best)" if improved and val_loader is not None else "",
         )
     set_backbone_trainable(model, True)
     if len(skips):

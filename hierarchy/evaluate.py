@@ -177,6 +177,8 @@ def evaluate_run(
         dataset = build_test(cfg.data, taxonomy, cfg.detect, where)
     else:
         dataset = build_splits(cfg.data, taxonomy, cfg.train.seed, cfg.detect, where)[1]
+        if dataset is None:
+            raise UserError(f"{model} trained on every training image (data.val_fraction=0): use --split test")
     out_dir = Path(out) if out else Path(state["path"]).parent.parent / split
     return evaluate_checkpoint(state, dataset, out_dir, split, device), out_dir
 

@@ -2,11 +2,12 @@
 
 A run folder: ``config.yaml, taxonomy.yaml, train.log, checkpoints/{last,best}.pt, metrics.csv`` and,
 from the best checkpoint on the validation split, ``metrics.json, confusion_<head>.{png,csv},
-predictions_val.csv``.
+predictions_val.csv`` (with ``data.val_fraction=0``, no validation: a training summary in ``metrics.json``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -131,11 +132,13 @@ def train_stage(
         elif initialise is not None:
             initialise(model, cfg, taxonomy)  # before the data: a wrong checkpoint fails in a second
         train_set, val_set = build_splits(cfg.data, taxonomy, cfg.train.seed, cfg.detect, str(device))
+        if val_set is None and cfg.train.multilabel:
+            raise UserError("a multi-label model tunes its thresholds on validation: set data.val_fraction above 0")
         log.info(
-            "%s stage: %d training and %d validation samples, device %s, run folder %s",
+            "%s stage: %d training samples, %s, device %s, run folder %s",
             cfg.stage,
             len(train_set),
-            len(val_set),
+            "no validation (data.val_fraction=0)" if val_set is None else f"{len(val_set)} validation samples",
             device,
             run_dir,
         )
@@ -148,6 +151,9 @@ def train_stage(
             torch.distributed.destroy_process_group()
             if rank:
                 return run_dir  # rank 0 writes the report
+        if val_set is None:
+            write_training_summary(run_dir, final, len(train_set))
+            return run_dir
         best = load_checkpoint(run_dir, prefer="best.pt")
         report = evaluate_checkpoint(
             best,
@@ -168,3 +174,19 @@ def train_stage(
         logging.getLogger().removeHandler(handler)
         handler.close()
     return run_dir
+
+
+def write_training_summary(run_dir: Path, final: dict[str, Any], n_train: int) -> None:
+    """``metrics.json`` of a run with no validation split: what it trained on, and where its figures come from."""
+    summary = {
+        "split": None,
+        "note": "trained on every training image (data.val_fraction=0); best.pt is the last epoch. "
+        f"Measure it on held-out data: hierarchy eval --model {run_dir} --split test",
+        "n_train": n_train,
+        "epochs": final["epoch"] + 1,
+        "skipped_images": len(final.get("skipped", {})),
+        "skipped_files": final.get("skipped", {}),
+    }
+    with open(run_dir / "metrics.json", "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, ensure_ascii=False)
+    log.info("no validation split: %s", summary["note"])

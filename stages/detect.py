@@ -68,6 +68,8 @@ def build_dataset(cfg: Config, taxonomy: Taxonomy, folder: Path) -> Path:
             raise UserError(f"data.root={cfg.data.root} not found")
         return path
     train, val = build_splits(cfg.data, taxonomy, cfg.train.seed)  # data.crop=auto: the annotated boxes
+    if val is None:
+        raise UserError("the detector stage needs validation images: set data.val_fraction above 0 (e.g. 0.1)")
     counts = {split: write_yolo_split(files, folder / split) for split, files in (("train", train), ("val", val))}
     if not counts["train"] or not counts["val"]:
         raise UserError(f"no boxes to train a detector on in data.root={cfg.data.root} (images with boxes: {counts})")

@@ -117,6 +117,28 @@ def test_eval_on_held_out_test_split(coarse_and_fine):
     assert fine["top1"] > 0.3  # the patterns are learnable: far above the 0.1 of chance after 2 epochs
 
 
+def test_no_validation_trains_on_every_image_and_keeps_the_last_epoch(fmnist_root, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "all"
+    args = [*tiny_overrides(fmnist_root, 2), "data.val_fraction=0"]
+    proc = hierarchy("run", "--stage", "coarse", "--run-dir", str(run), *args)
+    assert "400 training samples, no validation (data.val_fraction=0)" in proc.stderr
+    assert "no validation" in proc.stderr.splitlines()[-2] and "(best)" not in proc.stderr
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["split"] is None and summary["n_train"] == 400 and summary["epochs"] == 2
+    assert "--split test" in summary["note"]
+    columns = (run / "metrics.csv").read_text().splitlines()[0]
+    assert columns == "epoch,lr,backbone_frozen,train/loss,train/images_per_s,time"
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert best["epoch"] == last["epoch"] == 1
+    assert all(torch.equal(value, last["model"][key]) for key, value in best["model"].items())
+    assert "use --split test" in refused(capsys, monkeypatch, "eval", "--model", str(run), "--split", "val")
+    assert "test split, 100 images" in hierarchy("eval", "--model", str(run)).stdout
+    err = refused(capsys, monkeypatch, "run", "--stage", "coarse", "--run-dir", str(tmp_path / "x"),
+                  *tiny_overrides(fmnist_root), "data.val_fraction=1")  # fmt: skip
+    assert "data.val_fraction=1.0: use a share such as 0.1, or 0" in err
+
+
 @pytest.mark.parametrize(
     "source, extra, message",
     [

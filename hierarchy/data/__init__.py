@@ -64,16 +64,19 @@ def crop(dataset: Dataset, cfg: DataConfig, taxonomy: Taxonomy, detect: DetectCo
 
 def build_splits(
     cfg: DataConfig, taxonomy: Taxonomy, seed: int, detect: DetectConfig | None = None, device: str = "cpu"
-) -> tuple[Dataset, Dataset]:
+) -> tuple[Dataset, Dataset | None]:
     """(train, val) crops: the data's own validation split, or a seeded ``val_fraction`` carved from train.
 
-    The carve-out picks whole images before they are cropped, so no image has crops on both sides.
+    The carve-out picks whole images before they are cropped, so no image has crops on both sides. With
+    ``val_fraction=0`` and no validation split in the data, val is None: every training image trains.
     """
+    if not 0 <= cfg.val_fraction < 1:
+        raise UserError(f"data.val_fraction={cfg.val_fraction}: use a share such as 0.1, or 0 to train on every image")
     train = load_split(cfg, "train", taxonomy)
     if cfg.limit:
         train = train.subset(torch.arange(min(cfg.limit, len(train))))
     val = None if cfg.format == "fashion_mnist" else load_split(cfg, "val", taxonomy)
-    if val is None:
+    if val is None and cfg.val_fraction > 0:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
         n_val = max(1, round(len(train) * cfg.val_fraction))
         if len(train) - n_val < 1:
@@ -90,7 +93,7 @@ def build_splits(
         before = len(train)
         train = drop_sources(train, suspects)
         log.info("data.drop_suspects: %d of %d training samples left out", before - len(train), before)
-    return train, crop(val, cfg, taxonomy, detect, device)
+    return train, None if val is None else crop(val, cfg, taxonomy, detect, device)
 
 
 def build_unlabeled(location: str, image_size: int) -> ImageFiles:
