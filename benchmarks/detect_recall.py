@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.photos import PHOTOS, small_people_frames  # noqa: E402
 from hierarchy.config import load_detect_config  # noqa: E402
-from hierarchy.data.transforms import open_image  # noqa: E402
 from hierarchy.detect import Detector  # noqa: E402
+from hierarchy.image_files import open_image  # noqa: E402
 from hierarchy.metrics import format_table  # noqa: E402
 
 SETTINGS = {

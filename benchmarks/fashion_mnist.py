@@ -183,6 +183,9 @@ def main() -> None:
     write_results(results, "fashion_mnist_quick" if args.quick else "fashion_mnist")
 
 
+HISTORY = "## History of the default recipe"  # the section of the .md that every new run keeps
+
+
 def write_results(results: dict, name: str) -> None:
     """Print the table and write benchmarks/results/<name>.json and .md."""
     rows = [{"arm": arm, **m} for arm, m in results["arms"].items()]
@@ -205,9 +208,14 @@ def write_results(results: dict, name: str) -> None:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    (out / f"{name}.md").write_text(
+    md = out / f"{name}.md"
+    earlier = md.read_text(encoding="utf-8") if md.exists() else ""
+    history = earlier[earlier.index(HISTORY) :] if HISTORY in earlier else ""  # kept below the new table
+    md.write_text(
         "# Fashion-MNIST: hierarchy vs flat vs plain timm\n\n"
         f"`python benchmarks/fashion_mnist.py` on {time.strftime('%Y-%m-%d')}\n\n" + table + summary + "\n"
+        + ("\n" + history if history else ""),
+        encoding="utf-8",
     )
 
 

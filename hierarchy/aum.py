@@ -22,10 +22,9 @@ from pathlib import Path
 
 import torch
 
-from hierarchy.errors import UserError
+from hierarchy.paths import atomic_write
 from hierarchy.taxonomy import Taxonomy
 
-SUSPECTS_FILE = "suspect_labels.csv"
 COLUMNS = ["rank", "source", "head", "label", "aum", "epochs", "model_prefers"]
 
 
@@ -73,27 +72,9 @@ class MarginTracker:
         return rows
 
 
-def write_rows(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
+def save_margins(rows: list[dict], path: Path) -> None:
+    """``aum.csv`` / ``suspect_labels.csv``: one row per sample and head, lowest AUM first."""
+    with atomic_write(path) as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-
-
-def read_suspects(location: str) -> set[str]:
-    """Sources listed in a ``suspect_labels.csv`` (or an audit run folder holding one)."""
-    path = Path(location).expanduser()
-    path = path / SUSPECTS_FILE if path.is_dir() else path
-    if not path.is_file():
-        raise UserError(f"data.drop_suspects={location}: no {SUSPECTS_FILE} there. Run `hierarchy audit` first")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if "source" not in (reader.fieldnames or []):
-            raise UserError(f"{path} has no 'source' column: give the suspect_labels.csv that hierarchy audit wrote")
-        return {row["source"] for row in reader}
-
-
-def drop_sources(dataset, sources: set[str]):
-    """The dataset without the samples named in ``sources``."""
-    keep = [i for i in range(len(dataset)) if dataset.source(i) not in sources]
-    return dataset.subset(torch.tensor(keep, dtype=torch.long))

@@ -1,9 +1,8 @@
-"""Checkpoints: atomic save (tmp file + os.replace), safe load (weights_only=True), stage-to-stage transfer."""
+"""Checkpoints: atomic save (hierarchy.paths.atomic_write), safe load (weights_only=True), stage-to-stage transfer."""
 
 from __future__ import annotations
 
 import logging
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import torch
 from torch import nn
 
 from hierarchy.errors import UserError
+from hierarchy.paths import atomic_write
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -20,12 +20,8 @@ KEYS = ("format_version", "stage", "model", "optimizer", "scheduler", "epoch", "
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write to ``path.tmp`` and rename: a crash mid-write never leaves a truncated checkpoint behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format_version": FORMAT_VERSION, **state}, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_write(path, "wb", fsync=True) as f:
+        torch.save({"format_version": FORMAT_VERSION, **state}, f)
 
 
 def find_checkpoint(path: str | Path, prefer: str = "best.pt") -> Path:

@@ -8,36 +8,32 @@ Sub-commands live in one dispatch table; mistakes a user can fix print one line 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
+from hierarchy.config import setting_help
 from hierarchy.errors import UserError
 
 EPILOG = "Settings are key=value pairs, e.g. train.epochs=5 model.backbone=resnet18; --help-config lists them all."
 
 
 def config_help() -> str:
-    """Every config key with its default and the comment beside it in config.py."""
+    """Every config key with its default, its meaning and its allowed values."""
     from hierarchy import config
 
-    source = Path(config.__file__).read_text(encoding="utf-8")
-    comments = dict(re.findall(r"^\s+(\w+): [^=]+= .*?  # (.*)$", source, flags=re.MULTILINE))
-    lines = []
+    return config.help_text()
 
-    def walk(obj: object, prefix: str) -> None:
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(value):
-                walk(value, f"{prefix}{f.name}.")
-            else:
-                lines.append(f"  {prefix + f.name:30s} {value!r:12}  {comments.get(f.name, '')}")
 
-    walk(config.Config(), "")
-    return "config keys (default, meaning):\n" + "\n".join(lines)
+LABEL_FLAGS = [
+    ("--device", "device", str),
+    ("--batch-size", "batch_size", int),
+    ("--workers", "workers", int),
+    ("--crop", "crop", str),
+    ("--tta-shift", "tta_shift", int),
+    ("--chunk", "chunk", int),
+]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -86,7 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from hierarchy.config import load_detect_config
-    from hierarchy.detect_output import detect_to_file
+    from hierarchy.detect.output import detect_to_file
     from hierarchy.runner import select_device
 
     # positional words are image paths, unless they are key=value settings and no such file exists
@@ -104,24 +100,16 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from hierarchy.config import load_detect_config
+    from hierarchy.config import label_options, load_detect_config
     from stages import label
 
     settings = [p for p in args.paths if "=" in p and not Path(p).exists()]
     paths = [p for p in args.paths if p not in settings]
     detect = load_detect_config(settings) if settings else None
-    summary = label.run(
-        paths,
-        args.model,
-        args.out,
-        args.device,
-        args.batch_size,
-        args.workers,
-        args.crop,
-        detect,
-        args.chunk,
-        args.tta_shift,
-    )
+    flags = {"out": args.out, "device": args.device, "batch_size": args.batch_size, "workers": args.workers}
+    flags |= {"crop": args.crop, "chunk": args.chunk, "tta_shift": args.tta_shift}
+    options = label_options({k: v for k, v in flags.items() if v is not None})
+    summary = label.run(paths=paths, models=args.model, options=options, detect=detect)
     if summary["rows_in_output"] or summary["errors_in_output"] or summary["images"]:
         print(
             f"{summary['images']} images labelled ({summary['skipped_done']} already done), {summary['crops']} crops, "
@@ -192,19 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("paths", nargs="+", metavar="PATH", help="folders (recursive), image files, .txt lists of paths")
     lab.add_argument("--model", action="append", required=True, help="run folder or checkpoint; repeat to ensemble")
     lab.add_argument("--out", required=True, help="output: .csv, .jsonl or .parquet (re-run to resume)")
-    lab.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    lab.add_argument("--batch-size", type=int, default=64, help="crops per classifier forward pass")
-    lab.add_argument(
-        "--workers", type=int, default=-1, help="decoding processes (-1: none on <= 2 cores, else up to 4)"
-    )
-    lab.add_argument("--crop", default="", help="image | person | pose-garments | detector (default: the model's)")
-    lab.add_argument(
-        "--tta-shift",
-        type=int,
-        default=None,
-        help="pixels of the shifted test-time views; 0 = off, 5x faster (default: the model's)",
-    )
-    lab.add_argument("--chunk", type=int, default=256, help="images per crash-safe chunk written to OUT.parts/")
+    # Each flag is a label.* setting: its default and help come from hierarchy/config.py (LabelConfig).
+    for flag, key, kind in LABEL_FLAGS:
+        lab.add_argument(flag, type=kind, default=None, help=setting_help(f"label.{key}"))
     lab.set_defaults(func=cmd_label, overrides=[])
     return parser
 

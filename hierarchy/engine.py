@@ -1,7 +1,8 @@
 """Training as plain functions: train_one_epoch, validate, fit.
 
 Every epoch reseeds shuffling, augmentation and dropout from (seed, epoch), so a run resumed from
-``last.pt`` draws exactly what the uninterrupted run would have drawn and ends with the same result.
+``last.pt`` draws exactly what the uninterrupted run would have drawn and ends with the same result
+(a run under ``train.time_budget`` fits its length to the clock, so only its schedule is reproducible).
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,67 +26,71 @@ from tqdm import tqdm
 
 from hierarchy.aum import MarginTracker
 from hierarchy.checkpoint import save_checkpoint
-from hierarchy.config import Config, TrainConfig, to_dict
+from hierarchy.config import Config, to_dict
 from hierarchy.data import balanced_sampler, build_loader
 from hierarchy.data.images import Batch, SkipLog
 from hierarchy.data.transforms import augment_batch, cutmix, to_model_input
-from hierarchy.decode import decode
 from hierarchy.ema import WeightAverage
 from hierarchy.errors import UserError
+from hierarchy.inference import decode_hierarchy, predict
 from hierarchy.losses import class_weights, compute_loss, consistency_loss
-from hierarchy.metrics import hierarchical_metrics
-from hierarchy.optim import build_optimizer, build_scheduler
-from hierarchy.predict import predict
-from hierarchy.runner import autocast, distributed
+from hierarchy.metrics import hierarchical_metrics, mean_class_accuracy
+from hierarchy.optim import Schedule, build_optimizer, build_scheduler
+from hierarchy.paths import atomic_write
+from hierarchy.runner import autocast
 from hierarchy.taxonomy import Taxonomy
+from hierarchy.time_budget import TimeBudget
 from hierarchy.uda import endless_batches, split_unlabelled, uda_views
 
 log = logging.getLogger(__name__)
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+@dataclass
+class Run:
+    """A training run: its settings, label space, folder, device, process rank, and the state it resumes."""
+
+    cfg: Config
+    taxonomy: Taxonomy
+    folder: Path
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    resume: dict[str, Any] | None = None
+
+
+@dataclass
+class Step:
+    """What every training step needs besides the batch."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    weights: dict[str, torch.Tensor] | None = None  # per-head class weights (train.class_weights)
+    tracker: MarginTracker | None = None  # an audit: every sample's margins
+    average: WeightAverage | None = None  # the running average of the weights (train.ema)
+    budget: TimeBudget | None = None  # train.time_budget: fits the schedule to the clock after the first steps
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0, stream: int = 0) -> int:
+    """The one seed formula: a distinct, reproducible stream per (seed, rank, stream, epoch)."""
+    return (seed + 7919 * rank + stream) * 100_003 + epoch
 
 
 def train_one_epoch(
-    model: nn.Module,
-    loader,
-    optimizer,
-    scheduler,
-    cfg: TrainConfig,
-    device: torch.device,
-    epoch: int,
-    skips: SkipLog,
-    weights: dict[str, torch.Tensor] | None = None,
-    channels_last: bool = True,
-    tracker: MarginTracker | None = None,
-    unlabeled: Iterator[Batch] | None = None,
-    average: WeightAverage | None = None,
+    model: nn.Module, loader, run: Run, step: Step, epoch: int, skips: SkipLog, unlabeled: Iterator[Batch] | None
 ) -> dict[str, float]:
-    """One pass over the loader.
-
-    Args:
-        tracker: An audit: records every sample's margins from the training forward passes.
-        unlabeled: Batches of unlabelled images for the UDA consistency loss (``train.uda``), one per step.
-        average: The running average of the weights (``train.ema``), updated after every step.
-    """
+    """One pass over the loader; ``unlabeled`` gives one batch per step for UDA (``train.uda``)."""
+    cfg, device, channels_last = run.cfg.train, run.device, run.cfg.model.channels_last
     model.train()
     core = getattr(model, "module", model)  # the network inside a DistributedDataParallel wrapper
     if not any(p.requires_grad for p in core.backbone.parameters()):
         core.backbone.eval()  # a frozen backbone keeps its batch-norm statistics too
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    generator = epoch_generator(cfg.seed + 7919 * rank, epoch)  # each rank augments its share differently
-    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, run.rank))  # each rank its own draws
+    torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout
     seen, loss_sum, start = 0, 0.0, time.perf_counter()
-    bar = tqdm(
-        loader,
-        desc=f"epoch {epoch + 1}/{cfg.epochs}",
-        leave=False,
-        file=sys.stderr,
-        unit="batch",
-        mininterval=1.0 if sys.stderr.isatty() else 30.0,
-        disable=None,
-    )
+    interval = 1.0 if sys.stderr.isatty() else 30.0
+    total = step.budget.epochs if step.budget else cfg.epochs
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{total}", leave=False, file=sys.stderr, unit="batch",
+               mininterval=interval, disable=None)  # fmt: skip
     for batch in bar:
         skips.add(batch.skipped)
         if not batch.sources:
@@ -104,45 +109,44 @@ def train_one_epoch(
         with autocast(device, cfg.amp):
             out = model(x)
         logits = {head: value[:n] for head, value in out.items()}
-        loss = compute_loss(logits, targets, cfg, weights, mix)
+        loss = compute_loss(logits, targets, cfg, step.weights, mix)
         if unlabeled is not None:
             loss = loss + cfg.uda * consistency_loss({h: v[n:] for h, v in out.items()}, weak_logits, cfg)
-        if tracker is not None:
-            tracker.update(batch.sources, logits, targets)
-        optimizer.zero_grad(set_to_none=True)
+        if step.tracker is not None:
+            step.tracker.update(batch.sources, logits, targets)
+        step.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if average is not None:
-            average.update(core)
+        step.optimizer.step()
+        step.scheduler.step()
+        if step.average is not None:
+            step.average.update(core)
+        if step.budget is not None:
+            step.budget.after_step()
         seen += len(batch.sources)
         loss_sum += loss.item() * len(batch.sources)
-        bar.set_postfix(
-            loss=f"{loss_sum / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False
-        )
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}",
+                        refresh=False)  # fmt: skip
     bar.close()
     elapsed = time.perf_counter() - start
     return {"train/loss": loss_sum / max(1, seen), "train/images_per_s": seen / max(elapsed, 1e-9)}
 
 
-def validate(
-    model: nn.Module, loader, taxonomy: Taxonomy, cfg: Config, device: torch.device, skips: SkipLog
-) -> dict[str, float]:
+def validate(model: nn.Module, loader, run: Run, skips: SkipLog) -> dict[str, float]:
     """Top-1 per head on the validation split, with the configured hierarchy rule; for attribute heads also
     the mean per-class accuracy (ACSA) and its mean over the heads. The shifted test-time views are left out
     here (5x the cost every epoch); the final evaluation of the best checkpoint uses them."""
+    cfg, taxonomy = run.cfg, run.taxonomy
     logits, targets, _ = predict(
-        model, loader, device, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip
+        model, loader, run.device, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip
     )
-    probs = decode(logits, taxonomy, cfg.hierarchy.rule, cfg.train.multilabel)
+    probs = decode_hierarchy(logits, taxonomy, cfg.hierarchy.rule, cfg.train.multilabel)
     out = {}
     for head in logits:
         keep = targets[head] >= 0
         pred, true = probs[head].argmax(1)[keep], targets[head][keep]
         out[f"val/{head}_top1"] = float((pred == true).float().mean())
         if head in taxonomy.attributes:
-            classes = true.unique()
-            out[f"val/{head}_acsa"] = float(sum((pred[true == c] == c).float().mean() for c in classes) / len(classes))
+            out[f"val/{head}_acsa"] = mean_class_accuracy(pred.numpy(), true.numpy())
     if taxonomy.attributes:
         out["val/mean_acsa"] = sum(out[f"val/{h}_acsa"] for h in taxonomy.attributes) / len(taxonomy.attributes)
     if "fine" in probs:
@@ -153,15 +157,13 @@ def validate(
     return out
 
 
-def write_metrics_csv(history: list[dict[str, float]], path: Path) -> None:
+def save_history(history: list[dict[str, float]], path: Path) -> None:
     """Rewrite metrics.csv from the full history (atomic), so a resumed run never holds duplicate epochs."""
     columns = list(dict.fromkeys(k for row in history for k in row))
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, path)
 
 
 def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
@@ -169,65 +171,57 @@ def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
-def fit(
-    model: nn.Module,
-    train_set,
-    val_set,
-    cfg: Config,
-    taxonomy: Taxonomy,
-    run_dir: Path,
-    device: torch.device,
-    main_metric: str,
-    resume_state: dict[str, Any] | None = None,
-    tracker: MarginTracker | None = None,
-) -> dict[str, Any]:
-    """Train for ``cfg.train.epochs``, saving ``last.pt`` every epoch and ``best.pt`` on a better ``main_metric``
-    (every epoch when ``val_set`` is None: with no validation the last epoch is the one kept).
+def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, tracker: MarginTracker | None = None):
+    """Train for ``train.epochs`` (or what ``train.time_budget`` allows), saving ``last.pt`` every epoch and
+    ``best.pt`` on a better ``main_metric`` (every epoch when ``val_set`` is None: the last epoch is kept).
 
     Returns:
         The last epoch's checkpoint state plus ``skipped``: {path: reason} of the unreadable files met.
     """
-    tc = cfg.train
-    rank, world = distributed()
-    lead = rank == 0  # one process writes checkpoints, metrics and logs
+    cfg, tc, rank, world = run.cfg, run.cfg.train, run.rank, run.world
     heads = {name: head.out_features for name, head in model.heads.items()}
     val_loader = None if val_set is None else build_loader(val_set, tc.batch_size * 2, cfg.data.workers)
     batch_size = max(1, tc.batch_size // world)  # the global batch stays train.batch_size under torchrun
     train_set, pool = split_unlabelled(train_set, list(heads), tc, cfg.data.image_size)
     share = math.ceil(len(train_set) / world)
-    steps_per_epoch = math.ceil(share / batch_size)  # the loader keeps the last partial batch
+    schedule = Schedule(tc.epochs, math.ceil(share / batch_size))  # the loader keeps the last partial batch
     optimizer = build_optimizer(model, tc)
-    scheduler = build_scheduler(optimizer, tc, steps_per_epoch)
-    weights = class_weights(train_set, heads) if tc.class_weights else None
+    step = Step(optimizer, build_scheduler(optimizer, tc, schedule), tracker=tracker)
+    step.weights = class_weights(train_set, heads) if tc.class_weights else None
+    step.average = WeightAverage(model, tc.ema) if tc.ema else None
+    step.budget = TimeBudget(tc.time_budget * 60, schedule, world) if tc.time_budget > 0 else None
     if tc.balance and tc.balance not in heads:
         raise UserError(f"train.balance={tc.balance!r} is not a head of this model; heads: {sorted(heads)}")
     history: list[dict[str, float]] = []
     start_epoch, best = 0, -1.0
-    average = WeightAverage(model, tc.ema) if tc.ema else None
-    if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        if average is not None:
-            average.load_state_dict(resume_state["ema"])
-        start_epoch, best = resume_state["epoch"] + 1, resume_state["best_metric"]
-        history = [row for row in resume_state.get("history", []) if row["epoch"] < start_epoch]
+    if run.resume is not None:
+        state = run.resume
+        optimizer.load_state_dict(state["optimizer"])
+        step.scheduler.load_state_dict(state["scheduler"])
+        if step.average is not None:
+            step.average.load_state_dict(state["ema"])
+        if step.budget is not None:
+            step.budget.load_state_dict(state.get("budget", {}))
+        start_epoch, best = state["epoch"] + 1, state["best_metric"]
+        history = [row for row in state.get("history", []) if row["epoch"] < start_epoch]
         so_far = f"best {main_metric} so far {best:.4f}" if val_loader is not None else "no validation"
-        log.info("resuming at epoch %d of %d (%s)", start_epoch + 1, tc.epochs, so_far)
+        log.info("resuming at epoch %d of %d (%s)", start_epoch + 1, schedule.epochs, so_far)
     skips = SkipLog()
-    state: dict[str, Any] = resume_state or {}
-    for epoch in range(start_epoch, tc.epochs):
+    state: dict[str, Any] = run.resume or {}
+    epoch = start_epoch
+    while epoch < schedule.epochs:
         frozen = epoch < tc.freeze_backbone_epochs
         set_backbone_trainable(model, not frozen)
         started = time.time()
         sampler = None
         if tc.balance:  # each rank draws its own share, from its own stream
-            draw = epoch_generator(tc.seed + 7919 * rank + 1, epoch)
+            draw = torch.Generator().manual_seed(epoch_seed(tc.seed, epoch, rank, stream=1))
             sampler = balanced_sampler(train_set, tc.balance, heads[tc.balance], share, draw)
         elif world > 1:  # disjoint shares of the shuffled training set, reshuffled each epoch
             sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=tc.seed)
             sampler.set_epoch(epoch)
         loader = build_loader(
-            train_set, batch_size, cfg.data.workers, shuffle_seed=tc.seed * 100_003 + epoch, sampler=sampler
+            train_set, batch_size, cfg.data.workers, shuffle_seed=epoch_seed(tc.seed, epoch), sampler=sampler
         )
         # DDP only syncs parameters that need gradients when it is built: rebuild it when freezing changes.
         net = DistributedDataParallel(model) if world > 1 else model
@@ -235,66 +229,49 @@ def fit(
         # UDA: each rank its own order of the unlabelled pool, fixed by (epoch, rank) for an exact resume
         order = 100_000 * (epoch + 1) + 1000 * rank
         unlabeled = None if pool is None else endless_batches(pool, batch_size, cfg.data.workers, order)
-        row.update(
-            train_one_epoch(
-                net,
-                loader,
-                optimizer,
-                scheduler,
-                tc,
-                device,
-                epoch,
-                skips,
-                weights,
-                cfg.model.channels_last,
-                tracker,
-                unlabeled,
-                average,
-            )  # fmt: skip
-        )
-        served = model if average is None else average.model  # the weights that are validated and saved as best
+        row.update(train_one_epoch(net, loader, run, step, epoch, skips, unlabeled))
+        served = model if step.average is None else step.average.model  # the weights validated and saved as best
         if val_loader is not None:
-            row.update(validate(served, val_loader, taxonomy, cfg, device, skips))
+            row.update(validate(served, val_loader, run, skips))
         row["time"] = round(time.time() - started, 2)
+        if step.budget is not None:
+            step.budget.after_epoch(epoch, row["time"])
         history.append(row)
         improved = val_loader is None or row[main_metric] > best
         best = max(best, row.get(main_metric, best))
         state = {
-            "stage": cfg.stage,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch,
-            "best_metric": best,
-            "history": history,
-            "config": to_dict(cfg),
-            "taxonomy": taxonomy.to_dict(),
+            "stage": cfg.stage, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": step.scheduler.state_dict(), "epoch": epoch, "epochs": schedule.epochs,
+            "best_metric": best, "history": history, "config": to_dict(cfg), "taxonomy": run.taxonomy.to_dict(),
             "heads": heads,
-        }
-        if average is not None:
-            state["ema"] = average.state_dict()
-        if not lead:
-            continue
-        save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
-        if improved:
-            best_state = {**state, "model": served.state_dict(), "optimizer": {}, "scheduler": {}}
-            best_state.pop("ema", None)
-            save_checkpoint(run_dir / "checkpoints" / "best.pt", best_state)
-        write_metrics_csv(history, run_dir / "metrics.csv")
-        log.info(
-            "epoch %d/%d  loss %.4f  %s  %.0f img/s  %.0fs%s",
-            epoch + 1,
-            tc.epochs,
-            row["train/loss"],
-            f"{main_metric} {row[main_metric]:.4f}" if main_metric in row else "no validation",
-            row["train/images_per_s"],
-            row["time"],
-            "  (best)" if improved and val_loader is not None else "",
-        )
+        }  # fmt: skip
+        if step.average is not None:
+            state["ema"] = step.average.state_dict()
+        if step.budget is not None:
+            state["budget"] = step.budget.state_dict()
+        if rank == 0:  # one process writes checkpoints, metrics and logs
+            save_epoch(run.folder, state, served if improved else None, history)
+            log.info(
+                "epoch %d/%d  loss %.4f  %s  %.0f img/s  %.0fs%s", epoch + 1, schedule.epochs, row["train/loss"],
+                f"{main_metric} {row[main_metric]:.4f}" if main_metric in row else "no validation",
+                row["train/images_per_s"], row["time"], "  (best)" if improved and val_loader is not None else "",
+            )  # fmt: skip
+        epoch += 1
     set_backbone_trainable(model, True)
     if len(skips):
         log.warning("%d unreadable image(s) were skipped; see the warnings above", len(skips))
     return {**state, "skipped": dict(skips.reasons)}
+
+
+def save_epoch(folder: Path, state: dict[str, Any], best: nn.Module | None, history: list[dict]) -> None:
+    """``last.pt`` (with the optimizer, to resume), ``best.pt`` when ``best`` is given (the served weights, no
+    optimizer), and ``metrics.csv``."""
+    save_checkpoint(folder / "checkpoints" / "last.pt", state)
+    if best is not None:
+        best_state = {**state, "model": best.state_dict(), "optimizer": {}, "scheduler": {}}
+        best_state.pop("ema", None)
+        save_checkpoint(folder / "checkpoints" / "best.pt", best_state)
+    save_history(history, folder / "metrics.csv")
 
 
 def seed_everything(seed: int) -> None:

@@ -15,11 +15,10 @@ import torch
 from hierarchy.checkpoint import load_checkpoint
 from hierarchy.config import apply, from_dict, parse_overrides, to_dict
 from hierarchy.data import build_loader, build_splits, build_test
-from hierarchy.data.images import SkipLog
+from hierarchy.data.images import SkipLog, multi_hot
 from hierarchy.data.transforms import to_model_input
-from hierarchy.decode import decode
 from hierarchy.errors import UserError
-from hierarchy.losses import multi_hot
+from hierarchy.inference import Classifiers, forward, model_from_checkpoint
 from hierarchy.metrics import (
     classification_metrics,
     format_table,
@@ -28,22 +27,11 @@ from hierarchy.metrics import (
     tune_thresholds,
     write_confusion,
 )
-from hierarchy.models import build_model
-from hierarchy.predict import forward, predict
 from hierarchy.runner import autocast, select_device
 from hierarchy.taxonomy import Taxonomy, build_taxonomy
 
 log = logging.getLogger(__name__)
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # batch-norm statistics: not parameters
-
-
-def model_from_checkpoint(state: dict[str, Any], device: torch.device) -> torch.nn.Module:
-    """Rebuild the network a checkpoint was trained with (no pretrained weights: the checkpoint has them all)."""
-    cfg = from_dict(state["config"])
-    cfg.model.pretrained, cfg.model.weights = False, ""
-    model = build_model(cfg.model, state["heads"])
-    model.load_state_dict(state["model"])
-    return model.to(device).to(memory_format=torch.channels_last)
 
 
 EVAL_MODEL_KEYS = {"tta_flip", "tta_shift"}  # inference-only model settings an evaluation may change
@@ -97,16 +85,12 @@ def evaluate_checkpoint(
     predictions (a run's validation split) and put into ``state["thresholds"]``, so one pass serves both.
     """
     cfg = from_dict(state["config"])
-    taxonomy = build_taxonomy(state["taxonomy"], source=f"checkpoint {state.get('path', '')}")
-    dev = select_device(device)
-    model = model_from_checkpoint(state, dev)
+    classifier = Classifiers([state], select_device(device))
+    taxonomy = classifier.taxonomy
     skips = SkipLog()
     skips.reasons.update(already_skipped or {})
-    loader = build_loader(dataset, batch_size, workers)
-    logits, targets, sources = predict(
-        model, loader, dev, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip, cfg.model.tta_shift
-    )
-    probs = {k: v.numpy() for k, v in decode(logits, taxonomy, cfg.hierarchy.rule, cfg.train.multilabel).items()}
+    probs, targets, sources = classifier.dataset(build_loader(dataset, batch_size, workers), skips)
+    probs = {k: v.numpy() for k, v in probs.items()}
     target = {k: v.numpy() for k, v in targets.items()}
     hot = multi_hot(targets, probs["fine"].shape[1]).numpy() if cfg.train.multilabel else None
     if cfg.train.multilabel and fit_thresholds:
@@ -127,7 +111,7 @@ def evaluate_checkpoint(
         )
     report: dict[str, Any] = {
         "split": split,
-        "model": model_footprint(state, model),
+        "model": model_footprint(state, classifier.models[0]),
         "checkpoint": state.get("path", ""),
         "stage": state.get("stage", ""),
         "taxonomy": taxonomy.name,

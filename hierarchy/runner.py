@@ -23,6 +23,15 @@ def select_device(spec: str = "auto") -> torch.device:
     return device
 
 
+def rank_device(spec: str, rank: int = 0, world: int = 1) -> torch.device:
+    """The device of one process: ``select_device(spec)``; under torchrun on GPUs, the process's own GPU
+    (torchrun's ``LOCAL_RANK``: one GPU per process on each machine)."""
+    device = select_device(spec)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count())))
+    return device
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether the device computes bf16 in hardware: CUDA GPUs from Ampere on, CPUs with AVX512-BF16 or AMX.
 
@@ -39,7 +48,6 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     """bf16 autocast where the hardware has native bf16 (see native_bf16); full precision elsewhere.
 
     bf16 keeps fp32's exponent range, so no gradient scaler is needed and training code stays the same.
-    On 2 AVX512-BF16 cores it trains resnet10t about 1.5x faster than fp32.
     """
     if not enabled or not native_bf16(device):
         return contextlib.nullcontext()
@@ -48,8 +56,8 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 def decode_workers() -> int:
     """Image-decoding processes to run beside the compute: none with 2 cores or fewer per process, where they
-    would take the very cores the network runs on (hierarchy label on 2 cores: 15.1 images/s with none, 13.3
-    with 2), else up to 4, leaving half the cores to the network."""
+    would take the very cores the network runs on (measured slower: benchmarks/results/label_throughput.md),
+    else up to 4, leaving half the cores to the network."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     cores //= int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return 0 if cores <= 2 else min(4, cores // 2)

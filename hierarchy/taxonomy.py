@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
+from hierarchy.config import config_dir
 from hierarchy.errors import UserError
 
 LEVELS = ("coarse", "fine")
-TAXONOMY_DIR = Path(__file__).resolve().parent.parent / "configs" / "taxonomy"
 
 
 def normalize_label(text: str) -> str:
@@ -193,12 +193,13 @@ def build_taxonomy(spec: dict[str, Any], source: str = "<dict>") -> Taxonomy:
 
 
 def load_taxonomy(name_or_path: str | Path) -> Taxonomy:
-    """Load a taxonomy by name (a file in ``configs/taxonomy/``) or by path to a YAML file."""
+    """Load a taxonomy by name (a file in the shipped ``configs/taxonomy/``) or by path to a YAML file."""
+    shipped = config_dir() / "taxonomy"
     path = Path(name_or_path)
     if not path.suffix:
-        path = TAXONOMY_DIR / f"{name_or_path}.yaml"
+        path = shipped / f"{name_or_path}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in TAXONOMY_DIR.glob("*.yaml"))
+        known = sorted(p.stem for p in shipped.glob("*.yaml"))
         raise UserError(f"taxonomy {str(name_or_path)!r} not found (looked for {path}). Known taxonomies: {known}")
     with open(path, encoding="utf-8") as f:
         spec = yaml.safe_load(f)

@@ -12,16 +12,17 @@ import logging
 import time
 from pathlib import Path
 
-from hierarchy.aum import SUSPECTS_FILE, MarginTracker, write_rows
+from hierarchy.aum import MarginTracker, save_margins
 from hierarchy.config import Config
+from hierarchy.data.suspects import SUSPECTS_FILE
 from hierarchy.errors import UserError
+from hierarchy.paths import ARTIFACTS
 from hierarchy.runner import distributed
-from hierarchy.runs import ARTIFACTS, train_stage
 from hierarchy.taxonomy import load_taxonomy
 from stages import coarse, fine
 
 log = logging.getLogger(__name__)
-RECIPES = {"coarse": (coarse.heads, None, "val/coarse_top1"), "fine": (fine.heads, fine.initialise, fine.main_metric)}
+RECIPES = {"coarse": coarse.run, "fine": fine.run}  # the stages whose labels an audit ranks
 
 
 def run(cfg: Config) -> Path:
@@ -34,13 +35,12 @@ def run(cfg: Config) -> Path:
         raise UserError("an audit averages margins over every epoch of one run: start a new one, without resume")
     cfg.train.epochs, cfg.train.cutmix = cfg.audit.epochs, 0.0
     cfg.run_dir = cfg.run_dir or str(ARTIFACTS / "audit" / (cfg.name or time.strftime("%Y%m%d-%H%M%S")))
-    heads, initialise, metric = RECIPES[cfg.stage]
     tracker = MarginTracker()
-    run_dir = train_stage(cfg, heads, initialise, metric, tracker)
+    run_dir = RECIPES[cfg.stage](cfg, tracker)
     rows = tracker.rows(load_taxonomy(run_dir / "taxonomy.yaml"))  # the run's names, attribute heads included
-    write_rows(rows, run_dir / "aum.csv")
+    save_margins(rows, run_dir / "aum.csv")
     suspects = [r for r in rows if r["aum"] < cfg.audit.threshold]
-    write_rows(suspects, run_dir / SUSPECTS_FILE)
+    save_margins(suspects, run_dir / SUSPECTS_FILE)
     samples = len({r["source"] for r in rows})
     log.info(
         "audit: %d of %d training samples have a label with AUM < %g → %s (leave them out of the next run with "

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hierarchy.aum import MarginTracker
 from hierarchy.config import Config
-from hierarchy.runs import train_stage
+from hierarchy.engine import fit
 from hierarchy.taxonomy import Taxonomy
+from hierarchy.training import build_data, build_network, open_run, report
+
+MAIN_METRIC = "val/coarse_top1"  # decides best.pt
 
 
 def heads(taxonomy: Taxonomy) -> dict[str, int]:
     return {"coarse": taxonomy.num_classes("coarse")}
 
 
-def run(cfg: Config) -> Path:
-    """Train the coarse head on the backbone; returns the run folder."""
-    return train_stage(cfg, heads, initialise=None, main_metric="val/coarse_top1")
+def run(cfg: Config, tracker: MarginTracker | None = None) -> Path:
+    """Train the coarse head on the backbone; returns the run folder. ``tracker`` records every
+    sample's margins (``hierarchy audit``)."""
+    with open_run(cfg) as run:
+        model = build_network(run, heads(run.taxonomy))
+        train_set, val_set = build_data(run)
+        final = fit(model, train_set, val_set, run, MAIN_METRIC, tracker)
+        return report(run, final, train_set, val_set)

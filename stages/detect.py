@@ -10,7 +10,6 @@ coarse garment types of the taxonomy (default ``garment``). The ultralytics run 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -19,45 +18,14 @@ import yaml
 
 from hierarchy.config import Config, save_config
 from hierarchy.data import build_splits
-from hierarchy.data.images import ImageFiles
-from hierarchy.data.transforms import open_image
 from hierarchy.detect import POSE_WEIGHTS, offline_ultralytics
+from hierarchy.detect.yolo_data import write_yolo_split
 from hierarchy.errors import UserError
-from hierarchy.models import resolve_offline_weights
-from hierarchy.runs import resolve_run_dir
 from hierarchy.taxonomy import Taxonomy, load_taxonomy
+from hierarchy.training import run_folder
+from hierarchy.weights import resolve_offline_weights
 
 log = logging.getLogger(__name__)
-
-
-def write_yolo_split(files: ImageFiles, folder: Path) -> int:
-    """Link the images and write one YOLO label file per image (class cx cy w h, normalised); returns images."""
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    (folder / "labels").mkdir(parents=True, exist_ok=True)
-    by_image: dict[str, list[str]] = {}
-    sizes: dict[str, tuple[int, int]] = {}
-    for path, coarse, box in zip(files.paths, files.coarse, files.boxes or [None] * len(files)):
-        if box is None:
-            continue
-        if path not in sizes:
-            try:
-                image, scale = open_image(path, max_side=64)  # only the upright size is needed: decode small
-                sizes[path] = (round(image.width * scale), round(image.height * scale))
-            except Exception as exc:
-                log.warning("skipping unreadable image %s (%s)", path, exc)
-                sizes[path] = (0, 0)
-        w, h = sizes[path]
-        x1, y1, x2, y2 = max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3])
-        if w and x2 - x1 > 1 and y2 - y1 > 1:
-            line = f"{coarse} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
-            by_image.setdefault(path, []).append(line)
-    for n, (path, lines) in enumerate(sorted(by_image.items())):
-        name = f"{n:06d}_{Path(path).stem}"
-        link = folder / "images" / f"{name}{Path(path).suffix.lower()}"
-        if not link.exists():
-            os.symlink(Path(path).resolve(), link)
-        (folder / "labels" / f"{name}.txt").write_text("\n".join(lines) + "\n")
-    return len(by_image)
 
 
 def build_dataset(cfg: Config, taxonomy: Taxonomy, folder: Path) -> Path:
@@ -86,7 +54,7 @@ def build_dataset(cfg: Config, taxonomy: Taxonomy, folder: Path) -> Path:
 
 def run(cfg: Config) -> Path:
     """Train the garment detector; returns the run folder."""
-    run_dir = resolve_run_dir(cfg)
+    run_dir = run_folder(cfg)
     yolo_dir = run_dir / "yolo"
     last = yolo_dir / "weights" / "last.pt"
     if last.exists() and cfg.resume != "auto":

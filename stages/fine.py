@@ -7,11 +7,14 @@ from pathlib import Path
 
 from torch import nn
 
+from hierarchy.aum import MarginTracker
 from hierarchy.checkpoint import load_checkpoint, transfer_weights
 from hierarchy.config import Config
+from hierarchy.engine import fit
 from hierarchy.errors import UserError
-from hierarchy.runs import newest_run, train_stage
+from hierarchy.paths import newest_run
 from hierarchy.taxonomy import Taxonomy, build_taxonomy
+from hierarchy.training import build_data, build_network, open_run, report
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,11 @@ def main_metric(heads: dict[str, int]) -> str:
     return "val/fine_top1" if "fine" in heads else "val/mean_acsa"
 
 
-def run(cfg: Config) -> Path:
-    """Train the fine heads (or attribute heads), starting from the coarse stage; returns the run folder."""
-    return train_stage(cfg, heads, initialise, main_metric)
+def run(cfg: Config, tracker: MarginTracker | None = None) -> Path:
+    """Train the fine heads (or attribute heads), starting from the coarse stage; returns the run folder.
+    ``tracker`` records every sample's margins (``hierarchy audit``)."""
+    with open_run(cfg) as run:
+        model = build_network(run, heads(run.taxonomy), initialise)
+        train_set, val_set = build_data(run)
+        final = fit(model, train_set, val_set, run, main_metric(heads(run.taxonomy)), tracker)
+        return report(run, final, train_set, val_set)

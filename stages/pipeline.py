@@ -6,6 +6,7 @@ skipped, an interrupted one continues (``resume=auto``), and the labeler skips w
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -27,10 +28,13 @@ def progress(cfg: Config, folder: Path) -> str:
     state = load_checkpoint(last)
     mine = {k: v for k, v in to_dict(cfg).items() if k not in PER_RUN_KEYS}
     theirs = {k: v for k, v in state["config"].items() if k not in PER_RUN_KEYS}
+    for settings in (mine, theirs):  # a stage's share of the job's time budget depends on the clock
+        settings["train"] = {k: v for k, v in settings.get("train", {}).items() if k != "time_budget"}
     changed = sorted(k for k in mine if mine[k] != theirs.get(k))
     if changed:
         raise UserError(f"{folder} holds a run with other settings (in {changed}): choose another --run-dir")
-    finished = state["epoch"] + 1 >= cfg.train.epochs and (folder / "metrics.json").exists()
+    planned = state.get("epochs", cfg.train.epochs)  # fewer than train.epochs when a time budget cut the run
+    finished = state["epoch"] + 1 >= planned and (folder / "metrics.json").exists()
     return "done" if finished else "partial"
 
 
@@ -48,12 +52,22 @@ def run(overrides: list[str], run_dir: str | None = None) -> Path:
     """Run the stages with the same ``key=value`` overrides; returns the fine run folder.
 
     With ``run_dir`` the stages go to ``run_dir/coarse`` and ``run_dir/fine``; otherwise both get one timestamp.
+    ``train.time_budget`` is the whole job's training time: the coarse stage gets its share by epochs, the fine
+    stage what the coarse one left.
     """
     coarse_cfg = load_config("coarse", overrides=overrides)
+    fine_cfg = load_config("fine", overrides=overrides)
+    budget, epochs = fine_cfg.train.time_budget, (coarse_cfg.train.epochs, fine_cfg.train.epochs)
+    if budget > 0:
+        coarse_cfg.train.time_budget = budget * epochs[0] / sum(epochs)
     if run_dir:
         coarse_cfg.run_dir = str(Path(run_dir) / "coarse")
     coarse_dir = train(coarse, coarse_cfg)
-    fine_cfg = load_config("fine", overrides=overrides)
+    if budget > 0:
+        spent = sum(load_checkpoint(coarse_dir, prefer="last.pt").get("budget", {}).get("epoch_times", [])) / 60
+        fine_cfg.train.time_budget = max(budget - spent, budget / 100)
+        log.info("train.time_budget: the coarse stage took %.1f of %g min; the fine stage gets %.1f", spent, budget,
+                 fine_cfg.train.time_budget)  # fmt: skip
     fine_cfg.init_from = str(coarse_dir)
     fine_cfg.name = coarse_dir.name
     if run_dir:
@@ -67,7 +81,7 @@ def run(overrides: list[str], run_dir: str | None = None) -> Path:
         report, _ = evaluate_run(fine_dir, "test", device=fine_cfg.train.device)
         log.info("fine model on the held-out test split (%s):\n%s", fine_dir / "test", format_report(report))
     if fine_cfg.label.input:
-        out = fine_cfg.label.out or str(fine_dir / "labels.csv")
-        summary = label.run([fine_cfg.label.input], [str(fine_dir)], out, fine_cfg.train.device)
-        log.info("labelled %s → %s: %s", fine_cfg.label.input, out, summary)
+        options = dataclasses.replace(fine_cfg.label, out=fine_cfg.label.out or str(fine_dir / "labels.csv"))
+        summary = label.run(paths=[options.input], models=[str(fine_dir)], options=options)
+        log.info("labelled %s → %s: %s", options.input, options.out, summary)
     return fine_dir

@@ -136,7 +136,7 @@ def test_no_validation_trains_on_every_image_and_keeps_the_last_epoch(fmnist_roo
     assert "test split, 100 images" in hierarchy("eval", "--model", str(run)).stdout
     err = refused(capsys, monkeypatch, "run", "--stage", "coarse", "--run-dir", str(tmp_path / "x"),
                   *tiny_overrides(fmnist_root), "data.val_fraction=1")  # fmt: skip
-    assert "data.val_fraction=1.0: use a share such as 0.1, or 0" in err
+    assert "data.val_fraction=1.0 is out of range: use a value >= 0 and < 1" in err
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,9 @@ from conftest import BUS, NO_PEOPLE, ZIDANE
 from PIL import Image
 
 from hierarchy.config import DetectConfig, load_detect_config
-from hierarchy.data import crops
-from hierarchy.detect import Detector
+from hierarchy.detect import Detector, cache
+from hierarchy.detect.pose_regions import garment_regions
 from hierarchy.errors import UserError
-from hierarchy.pose_regions import garment_regions
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,8 @@ def test_detection_keeps_the_thread_count():
 
 def test_openvino_backend_finds_the_same_people_as_torch(detector):
     """detect.backend=auto exports the pose model to OpenVINO on CPU; both backends agree on real photos."""
-    from hierarchy.detect import config_key, iou
+    from hierarchy.detect import config_key
+    from hierarchy.detect.detector import iou
 
     torch_detector = Detector(load_detect_config(["detect.backend=torch"]))
     assert detector.backend == "openvino" and torch_detector.backend == "torch"
@@ -74,11 +74,11 @@ def test_openvino_backend_finds_the_same_people_as_torch(detector):
 
 
 def test_backend_choice_is_checked(monkeypatch):
-    from hierarchy.openvino_export import detector_backend
+    from hierarchy.detect.openvino_backend import detector_backend
 
     assert detector_backend("auto", "cuda:0") == "torch"
-    with pytest.raises(UserError, match="one of auto, torch, openvino"):
-        detector_backend("onnx", "cpu")
+    with pytest.raises(UserError, match="detect.backend"):
+        load_detect_config(["detect.backend=onnx"])  # checked where settings are read
     with pytest.raises(UserError, match="CPU only"):
         detector_backend("openvino", "cuda:0")
     import importlib.util
@@ -110,7 +110,7 @@ def test_no_network_during_detection(tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     cfg = DetectConfig(cache_dir=str(tmp_path / "cache"))
-    found, errors = crops.detect_files([str(BUS)], cfg)
+    found, errors = cache.detect_files([str(BUS)], cfg)
     assert len(people(found[str(BUS)])) == 4 and not errors and attempts == []
 
 
@@ -138,7 +138,7 @@ def awkward_images(folder):
 
 def test_awkward_images(tmp_path):
     files = awkward_images(tmp_path)
-    found, errors = crops.detect_files(list(files.values()), DetectConfig(cache_dir=str(tmp_path / "cache")))
+    found, errors = cache.detect_files(list(files.values()), DetectConfig(cache_dir=str(tmp_path / "cache")))
     assert set(errors) == {files["broken"]}
     assert [r.kind for r in found[files["tiny"]]] == ["image"]  # nothing found: the whole image, marked
     assert [r.kind for r in found[files["nobody"]]] == ["image"]
@@ -157,23 +157,23 @@ def test_cache_detects_each_image_once(tmp_path, monkeypatch):
     Image.open(BUS).save(a)
     Image.open(ZIDANE).save(b)
     cfg = DetectConfig(cache_dir=str(tmp_path / "cache"))
-    first, _ = crops.detect_files([str(a), str(b)], cfg)
+    first, _ = cache.detect_files([str(a), str(b)], cfg)
     calls = []
     original = Detector.predict
     monkeypatch.setattr(
         Detector, "predict", lambda self, images, *rest: calls.append(len(images)) or original(self, images, *rest)
     )
-    again, _ = crops.detect_files([str(a), str(b)], cfg)
+    again, _ = cache.detect_files([str(a), str(b)], cfg)
     assert calls == [] and again == first  # every image came from the cache
     Image.open(ZIDANE).transpose(Image.FLIP_LEFT_RIGHT).save(b)  # a changed image misses only its own entry
-    crops.detect_files([str(a), str(b)], cfg)
+    cache.detect_files([str(a), str(b)], cfg)
     assert calls == [1, 1]  # b alone, at both scales (frames over 960 px get the small-people pass)
-    crops.detect_files([str(a)], DetectConfig(cache_dir=cfg.cache_dir, conf=0.5))  # another detector setting
+    cache.detect_files([str(a)], DetectConfig(cache_dir=cfg.cache_dir, conf=0.5))  # another detector setting
     assert calls == [1, 1, 1, 1] and len(list((tmp_path / "cache").glob("*.jsonl"))) == 2
 
 
 def test_openvino_fallback_caches_under_the_torch_key(tmp_path, monkeypatch):
-    import hierarchy.detect
+    import hierarchy.detect.detector
     from hierarchy.detect import config_key
 
     image = tmp_path / "a.jpg"
@@ -183,15 +183,15 @@ def test_openvino_fallback_caches_under_the_torch_key(tmp_path, monkeypatch):
     def export_fails(weights):
         raise RuntimeError("export broke")
 
-    monkeypatch.setattr(hierarchy.detect, "openvino_model", export_fails)
-    first, _ = crops.detect_files([str(image)], cfg)
+    monkeypatch.setattr(hierarchy.detect.detector, "openvino_model", export_fails)
+    first, _ = cache.detect_files([str(image)], cfg)
     weights = hierarchy.detect.resolve_detector_weights(cfg.weights)
     kept = [p.stem for p in (tmp_path / "cache").glob("*.jsonl")]
     assert kept == [config_key(cfg, weights, "cpu", "torch")]  # torch's results, not filed as OpenVINO's
     calls = []
     original = Detector.predict
     monkeypatch.setattr(Detector, "predict", lambda self, *a: calls.append(1) or original(self, *a))
-    again, _ = crops.detect_files([str(image)], cfg)  # the export fails again: torch's entries serve
+    again, _ = cache.detect_files([str(image)], cfg)  # the export fails again: torch's entries serve
     assert calls == [] and again == first
 
 

@@ -5,12 +5,12 @@ from hierarchy.config import TrainConfig
 from hierarchy.data.images import TensorImages
 from hierarchy.ema import WeightAverage
 from hierarchy.losses import class_weights, compute_loss
-from hierarchy.optim import build_optimizer, build_scheduler
+from hierarchy.optim import Schedule, build_optimizer, build_scheduler
 
 
 def lrs(cfg: TrainConfig, steps_per_epoch: int = 10) -> list[float]:
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
-    sched = build_scheduler(opt, cfg, steps_per_epoch)
+    sched = build_scheduler(opt, cfg, Schedule(cfg.epochs, steps_per_epoch))
     out = []
     for _ in range(cfg.epochs * steps_per_epoch):
         out.append(opt.param_groups[0]["lr"])
@@ -79,3 +79,44 @@ def test_weight_average_follows_the_weights_with_warm_up():
     restored = WeightAverage(model, decay=0.5)
     restored.load_state_dict(average.state_dict())
     assert restored.updates == 1 and torch.equal(restored.model[0].weight, average.model[0].weight)
+
+
+def test_time_budget_fits_the_epochs_and_the_schedule_still_ends_at_zero(monkeypatch):
+    import hierarchy.time_budget as tb
+
+    clock = [0.0]
+    monkeypatch.setattr(tb.time, "perf_counter", lambda: clock[0])
+    cfg = TrainConfig(epochs=10, lr=1.0, warmup_epochs=0)
+    schedule = Schedule(cfg.epochs, steps_per_epoch=100)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched = build_scheduler(opt, cfg, schedule)
+    budget = tb.TimeBudget(seconds=300.0, schedule=schedule)  # 1 s a step: 100 s an epoch, so 3 epochs fit
+    lrs = []
+    for epoch in range(10):
+        if epoch >= schedule.epochs:
+            break
+        for _ in range(100):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+            clock[0] += 1.0
+            budget.after_step()
+        budget.after_epoch(epoch, 100.0)
+    assert schedule.epochs == 3 and len(lrs) == 300  # fitted after the first timed steps, kept at each epoch end
+    assert lrs[0] == pytest.approx(1.0) and lrs[-1] < 0.001  # the cosine ends with the budget, not at epoch 10
+    resumed = tb.TimeBudget(300.0, Schedule(10, 100))
+    resumed.load_state_dict(budget.state_dict())
+    assert resumed.schedule.epochs == 3 and resumed.epoch_times == [100.0] * 3
+
+
+def test_time_budget_longer_than_the_epochs_changes_nothing():
+    from hierarchy.time_budget import TimeBudget
+
+    schedule = Schedule(4, 10)
+    budget = TimeBudget(seconds=3600.0, schedule=schedule)
+    for epoch in range(4):
+        budget.after_epoch(epoch, 60.0)
+    assert schedule.epochs == 4  # never more than train.epochs
+    slow = TimeBudget(seconds=100.0, schedule=Schedule(4, 10))
+    slow.after_epoch(0, 150.0)  # one epoch already took longer than the whole budget
+    assert slow.schedule.epochs == 1  # stops after the epoch it finished

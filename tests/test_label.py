@@ -17,8 +17,8 @@ from PIL import Image
 from test_cli import hierarchy
 
 from hierarchy.errors import UserError
+from hierarchy.inference import Classifiers
 from hierarchy.taxonomy import load_taxonomy
-from stages.label import Classifiers
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +60,11 @@ def test_label_rows_errors_and_formats(labeller, tmp_path):
         hierarchy("label", str(photos), "--model", str(model), "--model", str(model), "--out", str(other), check=False)
         table = pd.read_json(other, lines=True) if suffix == "jsonl" else pd.read_parquet(other)
         assert len(table) == 40 and list(table["fine"]) == list(rows["fine"])  # a 2-model ensemble of one agrees
-    assert Classifiers([str(model)], torch.device("cpu")).configs[0].model.tta_shift == 1  # the model's own
-    assert Classifiers([str(model)], torch.device("cpu"), tta_shift=0).configs[0].model.tta_shift == 0  # --tta-shift
-    with pytest.raises(UserError, match="model.tta_shift=-1: use 0"):  # before any image is read
-        Classifiers([str(model)], torch.device("cpu"), tta_shift=-1)
+    assert Classifiers.load([str(model)], torch.device("cpu")).configs[0].model.tta_shift == 1  # the model's own
+    shifts = Classifiers.load([str(model)], torch.device("cpu"), tta_shift=0).configs[0].model.tta_shift
+    assert shifts == 0  # --tta-shift
+    with pytest.raises(UserError, match="model.tta_shift=-1 is out of range"):  # before any image is read
+        Classifiers.load([str(model)], torch.device("cpu"), tta_shift=-1)
 
 
 def test_killed_run_resumes_without_duplicates_or_gaps(labeller, tmp_path):

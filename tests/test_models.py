@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from hierarchy.checkpoint import transfer_weights
-from hierarchy.config import ModelConfig
+from hierarchy.config import ModelConfig, apply
 from hierarchy.data.transforms import to_model_input
 from hierarchy.errors import UserError
+from hierarchy.inference import forward, shifted_views
 from hierarchy.models import OFFLINE_WEIGHTS, build_model, resolve_offline_weights
-from hierarchy.predict import forward, shifted_views
 
 
 def test_heads_from_taxonomy_sizes():
@@ -99,5 +99,5 @@ def test_test_time_views_shift_with_black_borders_and_average():
     calls.clear()
     forward(model, x, tta_flip=False, tta_shift=0)
     assert len(calls) == 1
-    with pytest.raises(UserError, match="model.tta_shift=-1: use 0"):
-        shifted_views(x, -1)
+    with pytest.raises(UserError, match="model.tta_shift=-1 is out of range"):  # checked where settings are read
+        apply(ModelConfig(), {"tta_shift": -1}, "model.")

@@ -259,7 +259,7 @@ def make_kfashion_styles(root, per_style: int = 6):
 
 
 def test_multilabel_thresholds_and_metrics():
-    from hierarchy.losses import multi_hot
+    from hierarchy.data.images import multi_hot
     from hierarchy.metrics import multilabel_metrics, tune_thresholds
 
     hot = multi_hot({"fine": torch.tensor([0, 1]), "fine_all": torch.tensor([[0, 2, -1], [1, -1, -1]])}, 3)

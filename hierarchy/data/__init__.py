@@ -13,12 +13,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hierarchy.aum import drop_sources, read_suspects
 from hierarchy.config import DataConfig, DetectConfig
 from hierarchy.data import csv_manifest, fashion_mnist, fashionhow, image_folder, kfashion
 from hierarchy.data.crops import LABELLED_BY_REGION, apply_crop_mode
 from hierarchy.data.images import ImageFiles, collate, head_labels, hide_labels
+from hierarchy.data.suspects import drop_sources, read_suspects
 from hierarchy.errors import UserError
+from hierarchy.image_files import collect
 from hierarchy.runner import decode_workers
 from hierarchy.taxonomy import Taxonomy
 
@@ -48,8 +49,6 @@ def with_data_attributes(cfg: DataConfig, taxonomy: Taxonomy) -> Taxonomy:
 
 
 def load_split(cfg: DataConfig, split: str, taxonomy: Taxonomy):
-    if cfg.format not in FORMATS:
-        raise UserError(f"unknown data.format {cfg.format!r}; choose one of {sorted(FORMATS)}")
     return FORMATS[cfg.format](cfg, split, taxonomy)
 
 
@@ -70,8 +69,6 @@ def build_splits(
     The carve-out picks whole images before they are cropped, so no image has crops on both sides. With
     ``val_fraction=0`` and no validation split in the data, val is None: every training image trains.
     """
-    if not 0 <= cfg.val_fraction < 1:
-        raise UserError(f"data.val_fraction={cfg.val_fraction}: use a share such as 0.1, or 0 to train on every image")
     train = load_split(cfg, "train", taxonomy)
     if cfg.limit:
         train = train.subset(torch.arange(min(cfg.limit, len(train))))
@@ -98,7 +95,7 @@ def build_splits(
 
 def build_unlabeled(location: str, image_size: int) -> ImageFiles:
     """Images without labels (``train.unlabeled``: folders, files or .txt lists), used whole."""
-    items = image_folder.collect([location])
+    items = collect([location])
     if not items:
         raise UserError(f"train.unlabeled={location}: no images found there")
     files = [item.file for item in items]

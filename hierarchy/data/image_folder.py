@@ -5,14 +5,13 @@ Folder names are mapped through the taxonomy's aliases (a fine or a coarse class
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from hierarchy.data.images import ImageFiles, label_ids
 from hierarchy.errors import UserError
+from hierarchy.image_files import IMAGE_SUFFIXES, list_images
 from hierarchy.taxonomy import Taxonomy
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
@@ -27,10 +26,6 @@ def split_folder(root: Path, split: str) -> Path | None:
 
 def has_split_folders(root: Path) -> bool:
     return split_folder(root, "train") is not None
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, strict: bool = True) -> ImageFiles | None:
@@ -67,32 +62,3 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, strict: boo
     if not paths:
         raise UserError(f"no images found under {folder}/<label>/ (suffixes: {sorted(IMAGE_SUFFIXES)})")
     return ImageFiles(paths, fine, coarse, image_size)
-
-
-@dataclass(frozen=True)
-class Item:
-    root: str  # the folder or list file it was found under, as given ("" for a file given directly)
-    path: str  # relative to root
-    file: str  # the file to open
-
-
-def collect(paths: list[str]) -> list[Item]:
-    """Folders (recursively), image files, and list files (.txt: one path per line, relative to the list)."""
-    items = []
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            items += [Item(raw, str(p.relative_to(path)), str(p)) for p in list_images(path)]
-        elif path.is_file() and path.suffix.lower() == ".txt":
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip() and not line.startswith("#"):
-                    file = Path(line.strip()).expanduser()
-                    file = file if file.is_absolute() else path.parent / file
-                    items.append(Item(raw, line.strip(), str(file)))
-        elif path.is_file():
-            items.append(Item("", raw, str(path)))
-        else:
-            raise UserError(f"{raw} is neither a file nor a folder")
-    if not items:
-        raise UserError(f"no images under {paths} (suffixes: {sorted(IMAGE_SUFFIXES)}; or a .txt list of paths)")
-    return items

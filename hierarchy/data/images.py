@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import Dataset
 
-from hierarchy.data.transforms import letterbox, mask_outside, open_image
+from hierarchy.data.transforms import letterbox, mask_outside
 from hierarchy.errors import UserError
+from hierarchy.image_files import open_image
 from hierarchy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,14 @@ def head_labels(dataset, head: str) -> torch.Tensor:
     """(N,) class ids of one head for every sample (-1 = unknown), without decoding any image."""
     values = dataset.attributes[head] if head in dataset.attributes else getattr(dataset, head)
     return torch.as_tensor(values, dtype=torch.long)
+
+
+def multi_hot(targets: dict[str, torch.Tensor], n_classes: int) -> torch.Tensor:
+    """(B, n_classes) 0/1 from every fine label of each sample (``fine_all``), or from the one fine label."""
+    ids = targets.get(ALL_FINE, targets["fine"][:, None])  # (B, K), -1 padded
+    hot = torch.zeros(len(ids), n_classes + 1, device=ids.device)
+    hot.scatter_(1, torch.where(ids >= 0, ids, n_classes), 1.0)  # -1 lands in a spare column, then dropped
+    return hot[:, :n_classes]
 
 
 class TensorImages(Dataset):

