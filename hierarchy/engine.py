@@ -88,7 +88,7 @@ def train_one_epoch(
     torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout
     seen, loss_sum, start = 0, 0.0, time.perf_counter()
     interval = 1.0 if sys.stderr.isatty() else 30.0
-    total = step.budget.epochs if step.budget else cfg.epochs
+    total = step.budget.schedule.epochs if step.budget else cfg.epochs
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{total}", leave=False, file=sys.stderr, unit="batch",
                mininterval=interval, disable=None)  # fmt: skip
     for batch in bar:

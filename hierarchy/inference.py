@@ -14,6 +14,7 @@ Rules of ``hierarchy.rule``:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from torch import nn
 
 from hierarchy.checkpoint import load_checkpoint
 from hierarchy.config import Config, apply, from_dict, to_dict
-from hierarchy.data.images import SkipLog
+from hierarchy.data.images import Batch, SkipLog
 from hierarchy.data.transforms import letterbox, to_model_input
 from hierarchy.errors import UserError
 from hierarchy.models import build_model
@@ -61,6 +62,24 @@ def forward(model: nn.Module, x: torch.Tensor, tta_flip: bool, tta_shift: int = 
     return {head: sum(out[head].float() for out in outs) / len(outs) for head in outs[0]}
 
 
+def over_loader(loader, outputs: Callable[[Batch], dict[str, torch.Tensor]], skips: SkipLog | None = None):
+    """``outputs(batch)`` for every readable batch, joined: ``({head: (N, K)}, {head: (N,)} targets, sources)``."""
+    found: dict[str, list[torch.Tensor]] = {}
+    targets: dict[str, list[torch.Tensor]] = {}
+    sources: list[str] = []
+    for batch in loader:
+        if skips is not None:
+            skips.add(batch.skipped)
+        if not batch.sources:
+            continue
+        for head, value in outputs(batch).items():
+            found.setdefault(head, []).append(value)
+        for head, value in batch.targets.items():
+            targets.setdefault(head, []).append(value)
+        sources += batch.sources
+    return {k: torch.cat(v) for k, v in found.items()}, {k: torch.cat(v) for k, v in targets.items()}, sources
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -72,25 +91,15 @@ def predict(
     tta_flip: bool = False,
     tta_shift: int = 0,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
-    """Logits for every readable image: ``({head: (N, K)}, {head: (N,)} targets, sources)``."""
+    """Logits of one network for every readable image: ``({head: (N, K)}, {head: (N,)} targets, sources)``."""
     model.eval()
-    logits: dict[str, list[torch.Tensor]] = {}
-    targets: dict[str, list[torch.Tensor]] = {}
-    sources: list[str] = []
-    for batch in loader:
-        if skips is not None:
-            skips.add(batch.skipped)
-        if not batch.sources:
-            continue
+
+    def logits(batch: Batch) -> dict[str, torch.Tensor]:
         x = to_model_input(batch.images.to(device, non_blocking=True), channels_last)
         with autocast(device, amp):
-            out = forward(model, x, tta_flip, tta_shift)
-        for head, value in out.items():
-            logits.setdefault(head, []).append(value.float().cpu())
-        for head, value in batch.targets.items():
-            targets.setdefault(head, []).append(value)
-        sources += batch.sources
-    return ({k: torch.cat(v) for k, v in logits.items()}, {k: torch.cat(v) for k, v in targets.items()}, sources)
+            return {head: value.float().cpu() for head, value in forward(model, x, tta_flip, tta_shift).items()}
+
+    return over_loader(loader, logits, skips)
 
 
 def group_matrix(taxonomy: Taxonomy, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -209,20 +218,7 @@ class Classifiers:
     def dataset(self, loader, skips: SkipLog | None = None) -> tuple[dict, dict, list[str]]:
         """Probabilities for every readable sample of a loader (already letterboxed to the models' size):
         ``({head: (N, K)}, {head: (N,)} targets, sources)``."""
-        probs: dict[str, list[torch.Tensor]] = {}
-        targets: dict[str, list[torch.Tensor]] = {}
-        sources: list[str] = []
-        for batch in loader:
-            if skips is not None:
-                skips.add(batch.skipped)
-            if not batch.sources:
-                continue
-            for head, value in self.probabilities([batch.images] * len(self.models)).items():
-                probs.setdefault(head, []).append(value)
-            for head, value in batch.targets.items():
-                targets.setdefault(head, []).append(value)
-            sources += batch.sources
-        return {k: torch.cat(v) for k, v in probs.items()}, {k: torch.cat(v) for k, v in targets.items()}, sources
+        return over_loader(loader, lambda batch: self.probabilities([batch.images] * len(self.models)), skips)
 
 
 def top_k_columns(probs: dict[str, torch.Tensor], i: int, taxonomy: Taxonomy, thresholds=None) -> dict:

@@ -119,3 +119,24 @@ def test_label_real_photos_by_garment_region(photo_folder, tmp_path):
     assert list(rows[rows["path"] == "street/nobody.jpg"]["kind"]) == ["image"]
     assert set(rows["coarse"]) <= {"hat", "outer", "top", "bottom", "onepiece", "shoe", "bag"}
     Image.open(photo_folder / "street" / "0.jpg")  # inputs untouched
+
+
+def test_label_flags_are_the_label_settings(capsys, tmp_path):
+    """Each flag of `hierarchy label` sets one label.* key: same default, same help, same check; the flag wins over
+    what the model was trained with (data.crop, model.tta_shift), which only fill in when the flag is left out."""
+    from hierarchy.cli import LABEL_FLAGS, build_parser, main
+    from hierarchy.config import LabelConfig, label_options, setting_help
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["label", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for flag, key, _ in LABEL_FLAGS:
+        assert f"{flag} " in shown and " ".join(setting_help(f"label.{key}").split()) in shown, flag
+    assert label_options({}) == LabelConfig()  # no flag given: the settings' own defaults
+    assert label_options({"tta_shift": 0, "crop": "image"}).tta_shift == 0
+    photo = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    code = main(["label", str(photo), "--model", str(tmp_path), "--out", str(tmp_path / "o.csv"), "--batch-size", "0"])
+    assert code == 2 and "label.batch_size=0 is out of range" in capsys.readouterr().err
+    code = main(["label", str(photo), "--model", str(tmp_path), "--out", str(tmp_path / "o.csv"), "--crop", "face"])
+    assert code == 2 and "label.crop='face' is not one of" in capsys.readouterr().err
