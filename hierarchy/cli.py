@@ -13,17 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from hierarchy.config import setting_help
+from hierarchy.config import help_text, setting_help
 from hierarchy.errors import UserError
 
 EPILOG = "Settings are key=value pairs, e.g. train.epochs=5 model.backbone=resnet18; --help-config lists them all."
-
-
-def config_help() -> str:
-    """Every config key with its default, its meaning and its allowed values."""
-    from hierarchy import config
-
-    return config.help_text()
 
 
 LABEL_FLAGS = [
@@ -134,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="coarse | fine | detect | all (default: all = coarse → fine → test)",
     )
     run.add_argument("--config", help="YAML file instead of configs/<stage>.yaml")
-    run.add_argument("--run-dir", help="run folder, exactly (default artifacts/<stage>/<timestamp>)")
+    run.add_argument(
+        "--run-dir",
+        help="run folder, exactly, as the run_dir setting; this flag wins over it (default "
+        "artifacts/<stage>/<timestamp>; with --stage all the job's folder, holding coarse/ and fine/)",
+    )
     run.add_argument("--help-config", action="store_true", help="list every config key and exit")
     run.add_argument("overrides", nargs="*", metavar="key=value")
     run.set_defaults(func=cmd_run)
@@ -146,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     aud.add_argument("--stage", default="fine", help="coarse | fine (default fine): whose labels to audit")
     aud.add_argument("--config", help="YAML file instead of configs/<stage>.yaml")
-    aud.add_argument("--run-dir", help="audit folder, exactly (default artifacts/audit/<timestamp>)")
+    aud.add_argument(
+        "--run-dir", help="audit folder, exactly, as run_dir; this flag wins over it (default artifacts/audit/<ts>)"
+    )
     aud.add_argument("overrides", nargs="*", metavar="key=value")
     aud.set_defaults(func=cmd_audit)
 
@@ -199,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     if getattr(args, "help_config", False):
-        print(config_help())
+        print(help_text())
         return 0
     try:
         return args.func(args)

@@ -51,12 +51,14 @@ def train(stage, cfg: Config) -> Path:
 def run(overrides: list[str], run_dir: str | None = None) -> Path:
     """Run the stages with the same ``key=value`` overrides; returns the fine run folder.
 
-    With ``run_dir`` the stages go to ``run_dir/coarse`` and ``run_dir/fine``; otherwise both get one timestamp.
+    With ``run_dir`` (``--run-dir``, or else the ``run_dir`` setting) the stages go to ``run_dir/coarse`` and
+    ``run_dir/fine``; otherwise both get one timestamp.
     ``train.time_budget`` is the whole job's training time: the coarse stage gets its share by epochs, the fine
     stage what the coarse one left.
     """
     coarse_cfg = load_config("coarse", overrides=overrides)
     fine_cfg = load_config("fine", overrides=overrides)
+    run_dir = run_dir or coarse_cfg.run_dir  # the run_dir setting names the job's folder, as --run-dir does
     budget, epochs = fine_cfg.train.time_budget, (coarse_cfg.train.epochs, fine_cfg.train.epochs)
     if budget > 0:
         coarse_cfg.train.time_budget = budget * epochs[0] / sum(epochs)

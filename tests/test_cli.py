@@ -329,14 +329,15 @@ def test_stage_all_chains_labels_and_skips_what_is_current(fmnist_root, tmp_path
 def test_time_budget_ends_each_stage_early_and_a_rerun_knows_it_is_done(fmnist_root, tmp_path, capsys, monkeypatch):
     """A budget far shorter than one epoch: each stage stops after its first epoch, the schedule says so in the
     checkpoint, and running the job again finds both stages finished (their planned epochs, not train.epochs)."""
-    args = ["run", "--stage", "all", "--run-dir", str(tmp_path / "job"), *tiny_overrides(fmnist_root, epochs=3)]
+    args = ["run", "--stage", "all", f"run_dir={tmp_path / 'job'}", *tiny_overrides(fmnist_root, epochs=3)]
     args += ["train.time_budget=0.0001"]  # minutes: 6 ms for the whole job
-    code, _, _ = in_process(capsys, monkeypatch, *args)
+    code, _, _ = in_process(capsys, monkeypatch, *args)  # the run_dir setting names the job's folder
     assert code == 0
     for stage in ("coarse", "fine"):
         last = torch.load(tmp_path / "job" / stage / "checkpoints" / "last.pt", weights_only=True)
         assert last["epoch"] == 0 and last["epochs"] == 1 and len(last["budget"]["epoch_times"]) == 1
         assert len((tmp_path / "job" / stage / "metrics.csv").read_text().splitlines()) == 2  # header + 1 epoch
     assert (tmp_path / "job" / "fine" / "test" / "metrics.json").is_file()
-    again = hierarchy(*args)
-    assert again.stderr.count("is finished with these settings: skipped") == 2
+    again = hierarchy(*args[:3], "--run-dir", str(tmp_path / "job"), f"run_dir={tmp_path / 'elsewhere'}", *args[4:])
+    assert again.stderr.count("is finished with these settings: skipped") == 2  # the flag wins over the setting
+    assert not (tmp_path / "elsewhere").exists()
