@@ -153,9 +153,16 @@ def report(run: Run, final: dict[str, Any], train_set, val_set) -> Path:
         return folder
     best = load_checkpoint(folder, prefer="best.pt")
     metrics = evaluate_checkpoint(
-        best, val_set, folder, "val", cfg.train.device, cfg.train.batch_size * 2, cfg.data.workers,
-        already_skipped=final.get("skipped", {}), fit_thresholds=cfg.train.multilabel,
-    )  # fmt: skip
+        best,
+        val_set,
+        out_dir=folder,
+        split="val",
+        device=cfg.train.device,
+        batch_size=cfg.train.batch_size * 2,
+        workers=cfg.data.workers,
+        already_skipped=final.get("skipped", {}),
+        fit_thresholds=cfg.train.multilabel,
+    )
     if cfg.train.multilabel:  # thresholds belong to the model: tuned on validation, stored in best.pt
         save_checkpoint(Path(best.pop("path")), best)
         log.info("per-class thresholds tuned on validation: %s", best["thresholds"])
