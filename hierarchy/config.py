@@ -110,6 +110,13 @@ class DataConfig:
         above=0,
         high=1,
     )
+    fine_label_fraction: float = setting(
+        1.0,
+        "keep the fine label of only this seeded share of training samples, drawn per fine class; the rest keep "
+        "their coarse label only (trials of cheap coarse and scarce fine labels); 1 = every fine label",
+        above=0,
+        high=1,
+    )
     drop_suspects: str = setting(
         "",
         "a suspect_labels.csv (or audit run folder) from `hierarchy audit`: its samples are left out of training; "

@@ -136,3 +136,57 @@ def test_polygon_mask_and_annotation_crops(tmp_path):
     assert crops[1][0][:, :, :10].sum() == 0  # the 20x40 box is padded to a square
     with pytest.raises(UserError, match="data.crop=person needs photo files"):
         crop(torch.zeros(1), DataConfig(crop="person"), TAX, None, "cpu")
+
+
+def test_fine_label_fraction_keeps_every_coarse_label_and_a_share_of_each_fine_class(fmnist_root):
+    full, _ = build_splits(DataConfig(root=str(fmnist_root), image_size=28), TAX, seed=0)
+    cfg = DataConfig(root=str(fmnist_root), image_size=28, fine_label_fraction=0.2)
+    train, val = build_splits(cfg, TAX, seed=0)
+    assert torch.equal(train.coarse, full.coarse)  # every image keeps its coarse label
+    kept = train.fine >= 0
+    assert torch.equal(train.fine[kept], full.fine[kept])  # a kept fine label is the true one
+    for c in range(10):
+        assert int((kept & (full.fine == c)).sum()) == max(1, round(0.2 * int((full.fine == c).sum())))
+    assert (val.fine >= 0).all()  # validation keeps its fine labels
+    again, _ = build_splits(cfg, TAX, seed=0)
+    assert torch.equal(again.fine, train.fine)  # seeded: the same share every run
+
+
+def test_folders_and_csv_rows_named_by_a_coarse_class_give_coarse_only_samples(tmp_path):
+    from hierarchy.data import csv_manifest
+
+    root = make_image_folder(tmp_path / "mixed", ["Trouser", "tops", "shoe"], 2)  # fine, coarse alias, coarse
+    train, _ = build_splits(DataConfig(format="folder", root=str(root), image_size=28, val_fraction=0), TAX, seed=0)
+    by_label = {(f, c) for f, c in zip(train.fine, train.coarse)}
+    trouser, top, shoe = TAX.lookup("Trouser", "fine"), TAX.lookup("top", "coarse"), TAX.lookup("shoe", "coarse")
+    assert by_label == {(trouser, TAX.parents[trouser]), (-1, top), (-1, shoe)}
+    manifest = tmp_path / "m.csv"
+    trousers, shoes = next((root / "Trouser").iterdir()), next((root / "shoe").iterdir())
+    manifest.write_text(f"path,label\n{trousers},Trouser\n{shoes},shoe\n")
+    rows = csv_manifest.load(str(manifest), "train", TAX, 28, "label", "split")
+    assert list(zip(rows.fine, rows.coarse)) == [(trouser, TAX.parents[trouser]), (-1, shoe)]
+
+
+def test_coarse_only_samples_train_the_coarse_head_of_a_fine_model():
+    """In the fine stage an image with only a coarse label stays in the training set, reaches the coarse loss
+    (gradient on the coarse head, none on the fine head), and is drawn by a sampler balanced on the fine head."""
+    from hierarchy.config import ModelConfig, TrainConfig
+    from hierarchy.data import balanced_sampler
+    from hierarchy.data.images import TensorImages
+    from hierarchy.losses import compute_loss
+    from hierarchy.models import build_model
+    from hierarchy.uda import split_unlabelled
+
+    fine = torch.tensor([1, -1, -1, 7])
+    coarse = torch.tensor([TAX.parents[1], 0, 4, TAX.parents[7]])
+    data = TensorImages(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), fine, coarse, "mixed")
+    kept, pool = split_unlabelled(data, ["coarse", "fine"], TrainConfig(), 28)
+    assert len(kept) == 4 and pool is None  # nothing is dropped for lacking a fine label
+    model = build_model(ModelConfig(backbone="resnet10t", channels=[8, 16, 32, 64]), {"coarse": 6, "fine": 10})
+    logits = model(torch.randn(2, 3, 28, 28))
+    loss = compute_loss(logits, {"coarse": coarse[1:3], "fine": fine[1:3]}, TrainConfig())  # coarse-only rows
+    loss.backward()
+    assert model.heads["coarse"].weight.grad.abs().sum() > 0
+    assert model.heads["fine"].weight.grad is None or model.heads["fine"].weight.grad.abs().sum() == 0
+    draws = list(balanced_sampler(data, "fine", 10, 4000, torch.Generator().manual_seed(0)))
+    assert {1, 2} <= set(draws)  # coarse-only samples are drawn too (at the mean weight of the labelled ones)

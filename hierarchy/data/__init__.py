@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from hierarchy.config import DataConfig, DetectConfig
 from hierarchy.data import csv_manifest, fashion_mnist, fashionhow, image_folder, kfashion
 from hierarchy.data.crops import LABELLED_BY_REGION, apply_crop_mode
-from hierarchy.data.images import ImageFiles, collate, head_labels, hide_labels
+from hierarchy.data.images import ImageFiles, collate, fine_labels_to_hide, head_labels, hide_labels
 from hierarchy.data.suspects import drop_sources, read_suspects
 from hierarchy.errors import UserError
 from hierarchy.image_files import collect
@@ -85,6 +85,12 @@ def build_splits(
         train = hide_labels(train, hidden)
         log.info("data.label_fraction=%g: %d of %d training samples keep their labels", cfg.label_fraction,
                  int((~hidden).sum()), len(train))  # fmt: skip
+    if cfg.fine_label_fraction < 1:  # cheap coarse labels on every sample, fine ones on a share of each class
+        hidden = fine_labels_to_hide(head_labels(train, "fine"), cfg.fine_label_fraction, seed + 2)
+        train = hide_labels(train, hidden, keep_coarse=True)
+        log.info("data.fine_label_fraction=%g: %d of %d training samples keep their fine label, every one its "
+                 "coarse label", cfg.fine_label_fraction, int((head_labels(train, "fine") >= 0).sum()),
+                 len(train))  # fmt: skip
     if cfg.drop_suspects:  # after cropping: an audit names crops (photo.jpg#top@0), not photos
         suspects = read_suspects(cfg.drop_suspects)
         before = len(train)

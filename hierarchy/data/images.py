@@ -160,9 +160,10 @@ def labelled(dataset, heads: list[str]) -> torch.Tensor:
     return torch.stack([head_labels(dataset, h) >= 0 for h in heads]).any(0)
 
 
-def hide_labels(dataset, hidden: torch.Tensor):
+def hide_labels(dataset, hidden: torch.Tensor, keep_coarse: bool = False):
     """A copy whose samples marked in ``hidden`` (N,) bool have no label for any head (-1): data-efficiency
-    experiments, where those images serve only as unlabelled data."""
+    experiments, where those images serve only as unlabelled data. With ``keep_coarse`` only their fine labels
+    go (and every fine label of a multi-label sample): images labelled at the coarse level only."""
 
     def masked(values) -> list:
         if len(values) and isinstance(values[0], tuple):  # every fine label of a sample (multi-label)
@@ -171,11 +172,24 @@ def hide_labels(dataset, hidden: torch.Tensor):
         ids[hidden] = -1
         return ids.tolist()
 
+    coarse = dataset.coarse if keep_coarse else masked(dataset.coarse)
     if isinstance(dataset, TensorImages):
-        fine, coarse = torch.tensor(masked(dataset.fine)), torch.tensor(masked(dataset.coarse))
-        return TensorImages(dataset.images, fine, coarse, dataset.name, dataset.ids)
-    attributes = {h: masked(v) for h, v in dataset.attributes.items()}
-    return dataclasses.replace(dataset, fine=masked(dataset.fine), coarse=masked(dataset.coarse), attributes=attributes)
+        return TensorImages(dataset.images, torch.tensor(masked(dataset.fine)), torch.as_tensor(coarse), dataset.name,
+                            dataset.ids)  # fmt: skip
+    attributes = {h: v if keep_coarse and h != ALL_FINE else masked(v) for h, v in dataset.attributes.items()}
+    return dataclasses.replace(dataset, fine=masked(dataset.fine), coarse=coarse, attributes=attributes)
+
+
+def fine_labels_to_hide(fine: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """(N,) bool: the fine labels to hide so that a seeded ``fraction`` of each fine class keeps its label (at
+    least one sample of every class present, so no class is left without an example)."""
+    generator = torch.Generator().manual_seed(seed)
+    hidden = fine >= 0
+    for c in fine[fine >= 0].unique().tolist():
+        members = (fine == c).nonzero().flatten()
+        keep = max(1, round(fraction * len(members)))
+        hidden[members[torch.randperm(len(members), generator=generator)[:keep]]] = False
+    return hidden
 
 
 @dataclass
