@@ -204,6 +204,17 @@ class TrainConfig:
     uda_temperature: float = setting(
         0.4, "UDA sharpens the weak view's prediction with this softmax temperature (below 1 = sharper)", above=0
     )
+    group_pseudo: float = setting(
+        0.0,
+        "weight of the group-constrained pseudo-label loss on samples with a coarse but no fine label: the fine "
+        "head learns its own likeliest child of the known group (a group with one child gives its label "
+        "outright); 0 = off",
+        low=0,
+    )
+    group_pseudo_threshold: float = setting(
+        0.9, "a group-constrained pseudo-label counts where its probability within the group is at least this",
+        low=0, high=1,
+    )  # fmt: skip
     augment: str = setting(
         "",
         "a named augmentation preset that sets flip, rotate, translate, scale, jitter, erase and cutmix; keys set "

@@ -32,8 +32,8 @@ from hierarchy.data.images import Batch, SkipLog
 from hierarchy.data.transforms import augment_batch, cutmix, to_model_input
 from hierarchy.ema import WeightAverage
 from hierarchy.errors import UserError
-from hierarchy.inference import decode_hierarchy, predict
-from hierarchy.losses import class_weights, compute_loss, consistency_loss
+from hierarchy.inference import decode_hierarchy, group_matrix, predict
+from hierarchy.losses import class_weights, compute_loss, consistency_loss, group_pseudo_loss
 from hierarchy.metrics import hierarchical_metrics, mean_class_accuracy
 from hierarchy.optim import Schedule, build_optimizer, build_scheduler
 from hierarchy.paths import atomic_write
@@ -86,6 +86,8 @@ def train_one_epoch(
         core.backbone.eval()  # a frozen backbone keeps its batch-norm statistics too
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, run.rank))  # each rank its own draws
     torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout
+    pseudo_labels = cfg.group_pseudo > 0 and not cfg.multilabel and bool(run.taxonomy.parents)
+    groups = group_matrix(run.taxonomy, device) if pseudo_labels else None  # (F, C)
     seen, loss_sum, start = 0, 0.0, time.perf_counter()
     interval = 1.0 if sys.stderr.isatty() else 30.0
     total = step.budget.schedule.epochs if step.budget else cfg.epochs
@@ -110,6 +112,9 @@ def train_one_epoch(
             out = model(x)
         logits = {head: value[:n] for head, value in out.items()}
         loss = compute_loss(logits, targets, cfg, step.weights, mix)
+        if groups is not None and "fine" in logits and mix is None:  # coarse-only samples teach the fine head too
+            pseudo = group_pseudo_loss(logits["fine"], targets, groups, cfg.group_pseudo_threshold)
+            loss = loss + cfg.group_pseudo * pseudo
         if unlabeled is not None:
             loss = loss + cfg.uda * consistency_loss({h: v[n:] for h, v in out.items()}, weak_logits, cfg)
         if step.tracker is not None:

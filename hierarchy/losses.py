@@ -90,3 +90,27 @@ def consistency_loss(logits: dict[str, torch.Tensor], weak_logits: dict[str, tor
         target = (weak_logits[head] / cfg.uda_temperature).softmax(-1)
         losses.append((-(target * out.float().log_softmax(-1)).sum(-1) * confident).mean())
     return sum(losses) / len(losses)
+
+
+def group_pseudo_loss(
+    fine_logits: torch.Tensor, targets: dict[str, torch.Tensor], groups: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Cross-entropy of the fine head against its own likeliest child of the known coarse group, on the samples
+    labelled only at the coarse level, counted where that child holds at least ``threshold`` of the group's
+    probability; divided by all such samples. A one-child group's label is the child itself.
+
+    Args:
+        fine_logits: (B, F) the fine head's logits.
+        targets: ``{"coarse": (B,), "fine": (B,)}`` class ids, -1 = unknown.
+        groups: (F, C) 0/1, entry [f, c] = 1 when c is the parent of f.
+    """
+    rows = (targets["fine"] < 0) & (targets["coarse"] >= 0)
+    if not rows.any():
+        return fine_logits.sum() * 0.0
+    logits = fine_logits[rows].float()  # (R, F)
+    with torch.no_grad():
+        children = groups.T[targets["coarse"][rows]] > 0  # (R, F): the fine classes the label allows
+        within = logits.masked_fill(~children, float("-inf")).softmax(-1)
+        confidence, pseudo = within.max(-1)
+    per_sample = F.cross_entropy(logits, pseudo, reduction="none")
+    return (per_sample * (confidence >= threshold)).sum() / len(per_sample)

@@ -341,3 +341,18 @@ def test_time_budget_ends_each_stage_early_and_a_rerun_knows_it_is_done(fmnist_r
     again = hierarchy(*args[:3], "--run-dir", str(tmp_path / "job"), f"run_dir={tmp_path / 'elsewhere'}", *args[4:])
     assert again.stderr.count("is finished with these settings: skipped") == 2  # the flag wins over the setting
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_fine_stage_on_mixed_labels_uses_the_coarse_only_images(coarse_and_fine, fmnist_root, tmp_path, capsys,
+                                                                 monkeypatch, caplog):  # fmt: skip
+    base, _ = coarse_and_fine
+    caplog.set_level("INFO")
+    args = ["run", "--stage", "fine", "--run-dir", str(tmp_path / "mixed"), f"init_from={base / 'coarse'}"]
+    args += [*tiny_overrides(fmnist_root, 1), "data.fine_label_fraction=0.1", "train.group_pseudo=1.0"]
+    code, _, _ = in_process(capsys, monkeypatch, *args)
+    assert code == 0
+    kept = "data.fine_label_fraction=0.1: 38 of 360 training samples keep their fine label"  # 10 % of each class
+    assert kept in caplog.text
+    assert "fine stage: 360 training samples" in caplog.text  # the coarse-only ones train too
+    report = json.loads((tmp_path / "mixed" / "metrics.json").read_text())
+    assert report["heads"]["fine"]["n"] == 40  # validation keeps and counts every fine label

@@ -120,3 +120,26 @@ def test_time_budget_longer_than_the_epochs_changes_nothing():
     slow = TimeBudget(seconds=100.0, schedule=Schedule(4, 10))
     slow.after_epoch(0, 150.0)  # one epoch already took longer than the whole budget
     assert slow.schedule.epochs == 1  # stops after the epoch it finished
+
+
+def test_group_pseudo_labels_stay_inside_the_known_group():
+    from hierarchy.inference import group_matrix
+    from hierarchy.losses import group_pseudo_loss
+    from hierarchy.taxonomy import load_taxonomy
+
+    tax = load_taxonomy("fashion_mnist")  # top: T-shirt/top 0, Pullover 2, Shirt 6; bottom: Trouser 1 alone
+    groups = group_matrix(tax)
+    top, bottom = tax.lookup("top", "coarse"), tax.lookup("bottom", "coarse")
+    logits = torch.full((3, 10), -5.0)
+    logits[0, [0, 7]] = torch.tensor([2.0, 9.0])  # likeliest overall: Sneaker (7), outside its known group "top"
+    logits[1, [0, 2, 6]] = 0.0  # unsure inside "top": a third each, below the threshold
+    logits = logits.requires_grad_()
+    targets = {"coarse": torch.tensor([top, top, bottom]), "fine": torch.tensor([-1, -1, -1])}
+    loss = group_pseudo_loss(logits, targets, groups, threshold=0.9)
+    loss.backward()
+    grad = logits.grad
+    assert grad[0, 0] < 0 and grad[0, 7] > 0  # row 0 learns T-shirt/top, its group's likeliest, not Sneaker
+    assert torch.equal(grad[1], torch.zeros(10))  # below the threshold: no pseudo-label
+    assert grad[2, 1] < 0  # "bottom" has one child: Trouser outright, however unsure the head
+    labelled = {"coarse": torch.tensor([top]), "fine": torch.tensor([0])}
+    assert group_pseudo_loss(torch.zeros(1, 10), labelled, groups, 0.9) == 0  # fine-labelled rows: the plain loss
