@@ -59,7 +59,7 @@ def test_detection_keeps_the_thread_count():
 def test_openvino_backend_finds_the_same_people_as_torch(detector):
     """detect.backend=auto exports the pose model to OpenVINO on CPU; both backends agree on real photos."""
     from hierarchy.detect import config_key
-    from hierarchy.detect.detector import iou
+    from hierarchy.detect.detector import best_overlap
 
     torch_detector = Detector(load_detect_config(["detect.backend=torch"]))
     assert detector.backend == "openvino" and torch_detector.backend == "torch"
@@ -70,7 +70,7 @@ def test_openvino_backend_finds_the_same_people_as_torch(detector):
     for ours, theirs in zip(detector(images), torch_detector(images)):
         assert [r.kind for r in ours] == [r.kind for r in theirs]
         for a, b in zip(people(ours), people(theirs)):
-            assert iou(np.array(a.box), np.array([b.box]))[0] > 0.95
+            assert best_overlap(np.array([a.box]), np.array([b.box]))[0] > 0.95
 
 
 def test_backend_choice_is_checked(monkeypatch):

@@ -194,21 +194,19 @@ def add_small(base: Found, closer: Found, frame_height: float, small: float) -> 
     """
     limit = small * frame_height
     small_ones = closer.take(closer.boxes[:, 3] - closer.boxes[:, 1] < limit)
-    centres = (small_ones.boxes[:, :2] + small_ones.boxes[:, 2:]) / 2
-    keep_base = []
-    for box in base.boxes:
-        group = int(((centres >= box[:2]) & (centres <= box[2:])).all(axis=1).sum()) if len(centres) else 0
-        confirmed = len(closer.boxes) > 0 and iou(box, closer.boxes).max() > 0.4
-        keep_base.append(box[3] - box[1] >= limit and group < 2 and confirmed)
-    base = base.take(np.array(keep_base, dtype=bool))
-    keep = np.ones(len(small_ones.boxes), dtype=bool)
-    for j, box in enumerate(small_ones.boxes):
-        if len(base.boxes) and iou(box, base.boxes).max() > 0.4:  # the same person, seen twice
-            keep[j] = False
-    return base.join(small_ones.take(keep))
+    centres = (small_ones.boxes[:, :2] + small_ones.boxes[:, 2:]) / 2  # (M, 2)
+    inside = (centres[None] >= base.boxes[:, None, :2]) & (centres[None] <= base.boxes[:, None, 2:])  # (N, M, 2)
+    group = inside.all(-1).sum(1)  # small people whose centre lies in each first-pass box
+    large = base.boxes[:, 3] - base.boxes[:, 1] >= limit
+    base = base.take(large & (group < 2) & (best_overlap(base.boxes, closer.boxes) > 0.4))
+    repeated = best_overlap(small_ones.boxes, base.boxes) > 0.4  # the same person, seen twice
+    return base.join(small_ones.take(~repeated))
 
 
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one box against many (torchvision's box_iou). Not over the smaller area: a
-    small person inside a large, spurious first-pass box (a group merged into one) must survive."""
-    return box_iou(torch.as_tensor(box[None]), torch.as_tensor(boxes)).numpy()[0]
+def best_overlap(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(N,) each box's highest intersection over union with any of ``others`` (torchvision's box_iou; 0 when
+    there are none). Not over the smaller area: a small person inside a large, spurious first-pass box (a group
+    merged into one) must survive."""
+    if not len(boxes) or not len(others):
+        return np.zeros(len(boxes))
+    return box_iou(torch.as_tensor(boxes), torch.as_tensor(others)).max(1).values.numpy()
