@@ -313,6 +313,30 @@ def test_kfashion_boxes_and_styles(tmp_path):
     assert len(styles) == 2 and styles.boxes is None
 
 
+def test_kfashion_parts_without_a_known_category_train_the_coarse_head(tmp_path, caplog):
+    """A part with an empty category, or one outside the taxonomy, keeps its slot's garment type (fine -1);
+    an image without a style has no label at all and is left out, reported."""
+    from hierarchy.data.kfashion import load
+    from hierarchy.taxonomy import load_taxonomy
+
+    root = make_kfashion(tmp_path / "kf", copies=1)
+    folder = root / "Training" / "스트리트"
+    doc = json.loads((folder / "zidane0.json").read_text(encoding="utf-8"))
+    labels = doc["데이터셋 정보"]["데이터셋 상세설명"]["라벨링"]
+    labels["아우터"] = [{}]  # the jacket's category left empty
+    labels["상의"] = [{"카테고리": "망토"}]  # a category the taxonomy does not know
+    labels["스타일"] = [{}]  # and no style
+    (folder / "zidane0.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    tax = load_taxonomy("garment")
+    garments = load(str(root), "train", tax, 32)
+    mine = [i for i, path in enumerate(garments.paths) if path.endswith("zidane0.jpg")]
+    assert sorted((tax.coarse[garments.coarse[i]], garments.fine[i]) for i in mine) == [("outer", -1), ("top", -1)]
+    assert "kept with their garment type only" in caplog.text and "망토" in caplog.text
+    styles = load(str(root), "train", load_taxonomy("kfashion_style"), 32)
+    assert [path.rsplit("/", 1)[-1] for path in styles.paths] == ["bus0.jpg"]  # zidane0 has no style
+    assert "(no style)" in caplog.text
+
+
 def test_detect_stage_trains_a_garment_detector(tmp_path):
     from test_cli import hierarchy
 

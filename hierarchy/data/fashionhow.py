@@ -6,7 +6,9 @@ integer column per attribute head (``Daily, Gender, Embellishment``). Images are
 in the root or in a sub-folder named like the split. Class counts are read from the data (they changed
 between seasons); class names come from the taxonomy's ``attributes`` when its counts match, else 0..n-1.
 
-Dirt (a missing image, an empty box, a missing or negative label) is skipped, counted and reported once.
+Dirt is counted and reported once: a row whose image is missing, or with no usable label at all, is skipped;
+an empty box uses the whole image; a missing or negative label leaves that head unknown (-1) for the row,
+which still trains the heads it has.
 """
 
 from __future__ import annotations
@@ -110,9 +112,12 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int) -> ImageFil
             dirt["image file missing"] += 1
             continue
         ids = {h: pd.to_numeric(row[c], errors="coerce") for h, c in HEAD_COLUMNS.items()}
-        if any(pd.isna(v) or v < 0 or v >= len(taxonomy.names(h)) or v != int(v) for h, v in ids.items()):
-            dirt["label missing or out of range"] += 1
+        ids = {h: int(v) if 0 <= v < len(taxonomy.names(h)) and v == int(v) else -1 for h, v in ids.items()}
+        if all(v < 0 for v in ids.values()):  # NaN fails every comparison, so it lands here as -1 too
+            dirt["every label missing or out of range"] += 1
             continue
+        if any(v < 0 for v in ids.values()):  # the known heads still train; -1 is ignored by the loss and metrics
+            dirt["some labels missing (the row trains the others)"] += 1
         box = None
         try:
             x1, y1, x2, y2 = (float(row[c]) for c in BOX_COLUMNS)
@@ -124,7 +129,7 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int) -> ImageFil
         paths.append(str(image))
         boxes.append(box)
         for h, v in ids.items():
-            labels[h].append(int(v))
+            labels[h].append(v)
     if dirt:
         log.warning("%s: %s", path.name, ", ".join(f"{n} × {what}" for what, n in dirt.items()))
     if not paths:

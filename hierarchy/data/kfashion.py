@@ -2,7 +2,9 @@
 
 With a style taxonomy (levels.fine = style) every image is one sample labelled with its style; with a
 garment taxonomy every annotated part (아우터, 상의, 하의, 원피스) is one sample: its ``렉트좌표`` box,
-its ``카테고리`` (or, without one, the part itself) as label, and its ``폴리곤좌표`` for background masking.
+its ``카테고리`` as label, and its ``폴리곤좌표`` for background masking. A part without a category, or with
+one the taxonomy does not know, keeps the garment type of its slot: a coarse-only sample that trains the
+coarse head in either stage. An image without a style has no label at all (super-styles come from styles).
 
 The data is dirty: empty ``{}`` objects, zero-area boxes, missing keys, spelling variants, styles outside
 the 23. Variants resolve through the taxonomy aliases; anything else is skipped, counted and reported
@@ -137,21 +139,25 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, polygons: b
     if not records:
         return None
     by_style = taxonomy.titles.get("fine") == "style"
-    paths, fine, coarse, boxes, shapes, every_style, unknown = [], [], [], [], [], [], {}
+    paths, fine, coarse, boxes, shapes, every_style, unknown, typed_only = [], [], [], [], [], [], {}, {}
     for record in records:
         if by_style:
-            samples = [(record.styles[0] if record.styles else None, None, None)]
+            samples = [(record.styles[0] if record.styles else None, None, None, None)]
             known = tuple(dict.fromkeys(f for f in (known_fine(taxonomy, s) for s in record.styles) if f >= 0))
-        else:
-            samples = [(p.category or p.kind, p.box, p.polygon) for p in record.parts if p.box]
-        for label, box, polygon in samples:
+        else:  # a part without a category is still a garment of its part's type: a coarse-only sample
+            samples = [(p.category or p.kind, p.box, p.polygon, p.kind) for p in record.parts if p.box]
+        for label, box, polygon, kind in samples:
             try:
                 if label is None:
                     raise UserError("no style")
                 f, c = label_ids(taxonomy, label)
             except UserError:
-                unknown[str(label)] = unknown.get(str(label), 0) + 1
-                continue
+                f, c = -1, known_coarse(taxonomy, kind)  # a category outside the taxonomy: the part's type
+                if c < 0:
+                    what = "(no style)" if label is None else str(label)
+                    unknown[what] = unknown.get(what, 0) + 1
+                    continue
+                typed_only[str(label)] = typed_only.get(str(label), 0) + 1
             paths.append(str(record.image))
             every_style.append(known if by_style else (f,))
             fine.append(f)
@@ -160,6 +166,9 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, polygons: b
             shapes.append(polygon if polygons else None)
     if unknown:
         log.warning("K-Fashion %s: skipped samples with labels outside taxonomy %s: %s", split, taxonomy.name, unknown)
+    if typed_only:
+        log.warning("K-Fashion %s: categories outside taxonomy %s kept with their garment type only (they train "
+                    "the coarse head): %s", split, taxonomy.name, typed_only)  # fmt: skip
     if not paths:
         raise UserError(f"no K-Fashion sample in {root} has a label of taxonomy '{taxonomy.name}'")
     return ImageFiles(
@@ -177,5 +186,13 @@ def known_fine(taxonomy: Taxonomy, label: str) -> int:
     """Fine id of a label, -1 when the taxonomy does not know it (a sub-style outside the 23 is just left out)."""
     try:
         return label_ids(taxonomy, label)[0]
+    except UserError:
+        return -1
+
+
+def known_coarse(taxonomy: Taxonomy, kind: str | None) -> int:
+    """Coarse id of a part's type (outer, top …), -1 for a style sample or a taxonomy without that type."""
+    try:
+        return taxonomy.lookup(kind, "coarse") if kind else -1
     except UserError:
         return -1
