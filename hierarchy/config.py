@@ -204,11 +204,19 @@ class TrainConfig:
     uda_temperature: float = setting(
         0.4, "UDA sharpens the weak view's prediction with this softmax temperature (below 1 = sharper)", above=0
     )
+    fine_share: float = setting(
+        0.5,
+        "where some training samples have a coarse but no fine label: the share of each epoch's draws given to "
+        "the fine-labelled ones (drawn with replacement, so a few fine labels are seen as often as the many "
+        "coarse ones); 0 = draw every sample equally; no effect when every sample has its fine label",
+        low=0,
+        below=1,
+    )
     group_pseudo: float = setting(
-        0.0,
+        1.0,
         "weight of the group-constrained pseudo-label loss on samples with a coarse but no fine label: the fine "
         "head learns its own likeliest child of the known group (a group with one child gives its label "
-        "outright); 0 = off",
+        "outright); 0 = off; no effect when every sample has its fine label",
         low=0,
     )
     group_pseudo_threshold: float = setting(

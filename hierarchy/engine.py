@@ -27,8 +27,8 @@ from tqdm import tqdm
 from hierarchy.aum import MarginTracker
 from hierarchy.checkpoint import save_checkpoint
 from hierarchy.config import Config, to_dict
-from hierarchy.data import balanced_sampler, build_loader
-from hierarchy.data.images import Batch, SkipLog
+from hierarchy.data import build_loader, weighted_sampler
+from hierarchy.data.images import Batch, SkipLog, head_labels
 from hierarchy.data.transforms import augment_batch, cutmix, to_model_input
 from hierarchy.ema import WeightAverage
 from hierarchy.errors import UserError
@@ -187,8 +187,11 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, tracke
     heads = {name: head.out_features for name, head in model.heads.items()}
     val_loader = None if val_set is None else build_loader(val_set, tc.batch_size * 2, cfg.data.workers)
     batch_size = max(1, tc.batch_size // world)  # the global batch stays train.batch_size under torchrun
-    train_set, pool = split_unlabelled(train_set, list(heads), tc, cfg.data.image_size)
+    trained = [h for h in heads if tc.loss_weights.get(h, 1.0) > 0]  # a head with loss weight 0 learns nothing
+    train_set, pool = split_unlabelled(train_set, trained, tc, cfg.data.image_size)
     share = math.ceil(len(train_set) / world)
+    fine_known = head_labels(train_set, "fine") >= 0 if "fine" in heads and tc.fine_share > 0 else None
+    mixed = fine_known is not None and bool(fine_known.any()) and not bool(fine_known.all())
     schedule = Schedule(tc.epochs, math.ceil(share / batch_size))  # the loader keeps the last partial batch
     optimizer = build_optimizer(model, tc)
     step = Step(optimizer, build_scheduler(optimizer, tc, schedule), tracker=tracker)
@@ -219,9 +222,10 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, tracke
         set_backbone_trainable(model, not frozen)
         started = time.time()
         sampler = None
-        if tc.balance:  # each rank draws its own share, from its own stream
+        if tc.balance or mixed:  # each rank draws its own share, from its own stream
             draw = torch.Generator().manual_seed(epoch_seed(tc.seed, epoch, rank, stream=1))
-            sampler = balanced_sampler(train_set, tc.balance, heads[tc.balance], share, draw)
+            balance = (tc.balance, heads[tc.balance]) if tc.balance else None
+            sampler = weighted_sampler(train_set, balance, tc.fine_share if mixed else 0.0, share, draw)
         elif world > 1:  # disjoint shares of the shuffled training set, reshuffled each epoch
             sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=tc.seed)
             sampler.set_epoch(epoch)

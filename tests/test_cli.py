@@ -349,10 +349,16 @@ def test_fine_stage_on_mixed_labels_uses_the_coarse_only_images(coarse_and_fine,
     caplog.set_level("INFO")
     args = ["run", "--stage", "fine", "--run-dir", str(tmp_path / "mixed"), f"init_from={base / 'coarse'}"]
     args += [*tiny_overrides(fmnist_root, 1), "data.fine_label_fraction=0.1", "train.group_pseudo=1.0"]
-    code, _, _ = in_process(capsys, monkeypatch, *args)
+    code, _, _ = in_process(capsys, monkeypatch, *args, "train.fine_share=0.5")
     assert code == 0
     kept = "data.fine_label_fraction=0.1: 38 of 360 training samples keep their fine label"  # 10 % of each class
     assert kept in caplog.text
     assert "fine stage: 360 training samples" in caplog.text  # the coarse-only ones train too
+    assert "have no label for heads" not in caplog.text
     report = json.loads((tmp_path / "mixed" / "metrics.json").read_text())
     assert report["heads"]["fine"]["n"] == 40  # validation keeps and counts every fine label
+    caplog.clear()  # a flat model (coarse loss weight 0) trains on the fine-labelled images alone
+    flat = ["run", "--stage", "fine", "--run-dir", str(tmp_path / "flat"), "init_from=none", "hierarchy.rule=flat"]
+    flat += [*tiny_overrides(fmnist_root, 1), "data.fine_label_fraction=0.1", "train.loss_weights={coarse: 0.0}"]
+    assert in_process(capsys, monkeypatch, *flat)[0] == 0
+    assert "322 of 360 training samples have no label for heads ['fine']" in caplog.text

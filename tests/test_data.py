@@ -171,7 +171,7 @@ def test_coarse_only_samples_train_the_coarse_head_of_a_fine_model():
     """In the fine stage an image with only a coarse label stays in the training set, reaches the coarse loss
     (gradient on the coarse head, none on the fine head), and is drawn by a sampler balanced on the fine head."""
     from hierarchy.config import ModelConfig, TrainConfig
-    from hierarchy.data import balanced_sampler
+    from hierarchy.data import weighted_sampler
     from hierarchy.data.images import TensorImages
     from hierarchy.losses import compute_loss
     from hierarchy.models import build_model
@@ -188,5 +188,24 @@ def test_coarse_only_samples_train_the_coarse_head_of_a_fine_model():
     loss.backward()
     assert model.heads["coarse"].weight.grad.abs().sum() > 0
     assert model.heads["fine"].weight.grad is None or model.heads["fine"].weight.grad.abs().sum() == 0
-    draws = list(balanced_sampler(data, "fine", 10, 4000, torch.Generator().manual_seed(0)))
+    draws = list(weighted_sampler(data, ("fine", 10), 0.0, 4000, torch.Generator().manual_seed(0)))
     assert {1, 2} <= set(draws)  # coarse-only samples are drawn too (at the mean weight of the labelled ones)
+
+
+def test_fine_share_gives_the_few_fine_labels_their_share_of_the_draws():
+    """train.fine_share: 10 fine-labelled samples among 100 get half the draws, class-balanced among themselves
+    when train.balance names the fine head; every coarse-only sample is still drawn."""
+    from hierarchy.data import weighted_sampler
+    from hierarchy.data.images import TensorImages
+
+    fine = torch.full((100,), -1)
+    fine[:10] = torch.tensor([0] * 8 + [2] * 2)  # 8 : 2 among the fine-labelled
+    data = TensorImages(torch.zeros(100, 1, 2, 2, dtype=torch.uint8), fine, torch.zeros(100), "mixed")
+    draws = torch.tensor(list(weighted_sampler(data, None, 0.5, 20_000, torch.Generator().manual_seed(0))))
+    assert abs((draws < 10).float().mean() - 0.5) < 0.02
+    assert set(range(10, 100)) <= set(draws.tolist())
+    plain = torch.tensor(list(weighted_sampler(data, None, 0.0, 20_000, torch.Generator().manual_seed(0))))
+    assert abs((plain < 10).float().mean() - 0.1) < 0.02  # no share asked: every sample equally
+    both = torch.tensor(list(weighted_sampler(data, ("fine", 3), 0.5, 20_000, torch.Generator().manual_seed(0))))
+    labelled = fine[both[both < 10]]
+    assert abs((labelled == 2).float().mean() - 0.5) < 0.03  # the rare class as often as the common one

@@ -14,7 +14,7 @@ from PIL import Image
 from test_cli import hierarchy, in_process
 
 from hierarchy.config import AUGMENT_PRESETS, load_config
-from hierarchy.data import balanced_sampler, build_splits, build_test, with_data_attributes
+from hierarchy.data import build_splits, build_test, fashionhow, weighted_sampler, with_data_attributes
 from hierarchy.data.fashionhow import class_counts
 from hierarchy.data.images import TensorImages
 from hierarchy.data.transforms import cutmix
@@ -49,7 +49,8 @@ def make_fashionhow(root, counts=(7, 6, 3), n_train=48, n_val=12, seed=0):
         if split == "train":
             rows.append(["missing.jpg", 0, 0, 10, 10, 0, 0, 0])  # dirt: no such image
             rows.append(["0.jpg", 5, 5, 5, 30, 1, 1, 1])  # dirt: zero-width box (the whole image is used)
-            rows.append(["1.jpg", 0, 0, 30, 30, "", 1, 1])  # dirt: label missing
+            rows.append(["1.jpg", 0, 0, 30, 30, "", 1, 1])  # dirt: one label missing (trains the other heads)
+            rows.append(["2.jpg", 0, 0, 30, 30, "", -1, "x"])  # dirt: no usable label at all
         with open(root / f"info_etri20_emotion_{split}.csv", "w", newline="") as f:
             csv.writer(f).writerows([COLUMNS, *rows])
     return root
@@ -72,8 +73,11 @@ def test_fashionhow_reads_class_counts_dirt_and_boxes(fashionhow_root, tmp_path,
     tax = with_data_attributes(cfg.data, load_taxonomy("garment"))
     assert tax.names("daily") == tuple("0123456") and tax.names("embellishment") == ("0", "1", "2")
     train, val = build_splits(cfg.data, tax, seed=0)
-    assert len(train) + len(val) == 48 + 1  # 48 good rows + the zero-width box; missing image and label dropped
-    assert "1 × image file missing" in caplog.text and "1 × label missing or out of range" in caplog.text
+    assert len(train) + len(val) == 48 + 2  # + the zero-width box and the row missing one label
+    assert "1 × image file missing" in caplog.text and "1 × every label missing or out of range" in caplog.text
+    assert "1 × some labels missing (the row trains the others)" in caplog.text
+    rows = fashionhow.load(str(fashionhow_root), "train", tax, 32).attributes
+    assert (rows["daily"][-1], rows["gender"][-1], rows["embellishment"][-1]) == (-1, 1, 1)
     test = build_test(cfg.data, tax)
     assert len(test) == 12 and test.tags == ["annotation"] * 12
     image, fine, coarse, source, attributes = test[5]
@@ -125,7 +129,7 @@ def test_mlp_heads_and_balanced_sampler():
 
     fine = torch.tensor([0] * 90 + [1] * 9 + [2] * 1)  # 90 : 9 : 1
     data = TensorImages(torch.zeros(100, 1, 2, 2, dtype=torch.uint8), fine, torch.zeros(100), "t")
-    sampler = balanced_sampler(data, "fine", 3, 3000, torch.Generator().manual_seed(0))
+    sampler = weighted_sampler(data, ("fine", 3), 0.0, 3000, torch.Generator().manual_seed(0))
     drawn = torch.bincount(fine[list(sampler)], minlength=3).float() / 3000
     assert (drawn - 1 / 3).abs().max() < 0.05
 

@@ -136,15 +136,26 @@ def build_loader(
     )
 
 
-def balanced_sampler(dataset: Any, head: str, n_classes: int, num_samples: int, generator: torch.Generator):
-    """Draw samples with probability 1 / (count of their class) for ``head``: every class equally often.
+def weighted_sampler(
+    dataset: Any, balance: tuple[str, int] | None, fine_share: float, num_samples: int, generator: torch.Generator
+) -> torch.utils.data.WeightedRandomSampler:
+    """Draw ``num_samples`` with replacement, weighted for class balance, for the fine-labelled share, or both.
 
-    Samples without a label for that head keep the mean weight, so they are still seen.
+    Args:
+        balance: ``(head, n_classes)``: each sample weighs 1 / (count of its class), so every class is drawn
+            equally often; samples without a label for that head keep the mean weight, so they are still seen.
+        fine_share: when above 0 and some samples lack the fine label, the fine-labelled samples together get
+            this share of the draws and the coarse-only ones the rest (each group keeping its own weights).
     """
-    ids = head_labels(dataset, head)
-    counts = torch.bincount(ids[ids >= 0], minlength=n_classes).float()
-    weights = torch.ones(len(ids))
-    labelled = ids >= 0
-    weights[labelled] = 1.0 / counts[ids[labelled]]
-    weights[~labelled] = weights[labelled].mean() if labelled.any() else 1.0
+    weights = torch.ones(len(dataset))
+    if balance is not None:
+        ids = head_labels(dataset, balance[0])
+        known = ids >= 0
+        counts = torch.bincount(ids[known], minlength=balance[1]).float()
+        weights[known] = 1.0 / counts[ids[known]]
+        weights[~known] = weights[known].mean() if known.any() else 1.0
+    fine_known = head_labels(dataset, "fine") >= 0 if fine_share > 0 else None
+    if fine_known is not None and fine_known.any() and not fine_known.all():
+        weights[fine_known] *= fine_share / weights[fine_known].sum()
+        weights[~fine_known] *= (1 - fine_share) / weights[~fine_known].sum()
     return torch.utils.data.WeightedRandomSampler(weights, num_samples, replacement=True, generator=generator)
