@@ -64,21 +64,25 @@ def test_metrics(run_dir: Path) -> dict:
     }
 
 
-def plain_timm(budget_s: float, limit: int, val_fraction: float, out: Path) -> dict:
+def plain_timm(budget_s: float, limit: int, val_fraction: float, out: Path, fine_fraction: float = 1.0) -> str:
     """(c) A plain loop the way most training scripts write it: per-image transforms, no hierarchy; it leaves out
-    the same validation share as (a), and uses no validation either."""
+    the same validation share as (a), and uses no validation either. With ``fine_fraction`` < 1 it trains on the
+    same fine-labelled images as ``data.fine_label_fraction`` keeps (seed 0)."""
     code = f"""
 import json, math, time, torch, timm, torch.nn.functional as F
 from torchvision import transforms
 from PIL import Image
 from hierarchy.data import fashion_mnist
+from hierarchy.data.images import fine_labels_to_hide
 from hierarchy.taxonomy import load_taxonomy
 tax = load_taxonomy("fashion_mnist")
 train, test = fashion_mnist.load("", "train", tax, 28), fashion_mnist.load("", "test", tax, 28)
 limit = {limit} or len(train.images)
 n_val = round(limit * {val_fraction})
 order = torch.randperm(limit, generator=torch.Generator().manual_seed(0))
-tr_idx = order[n_val:]
+tr_idx = order[n_val:].sort().values
+if {fine_fraction} < 1:  # as build_splits does with seed 0: the same fine-labelled images
+    tr_idx = tr_idx[~fine_labels_to_hide(train.fine[tr_idx], {fine_fraction}, 2)]
 aug = transforms.Compose([transforms.Resize(32), transforms.RandomCrop(32, padding=3),
                           transforms.RandomHorizontalFlip(),
                           transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
@@ -88,18 +92,22 @@ class DS(torch.utils.data.Dataset):
     def __len__(s): return len(s.imgs)
     def __getitem__(s, i): return s.tf(Image.fromarray(s.imgs[i, 0].numpy())), int(s.labels[i])
 dl = torch.utils.data.DataLoader(DS(train.images[tr_idx], train.fine[tr_idx], aug), batch_size=128, shuffle=True,
-                                 num_workers=2)
+                                 num_workers=2, persistent_workers=True)
 model = timm.create_model("resnet10t", pretrained=False, num_classes=10, in_chans=1)
 opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
 start = time.time()
 def one_epoch(max_steps=None):
     model.train()
-    for step, (x, y) in enumerate(dl):
-        if max_steps and step >= max_steps: break
+    step = 0
+    for step, (x, y) in enumerate(dl, 1):
         loss = F.cross_entropy(model(x), y); opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-# Measure one epoch's pace on 60 steps, then fit as many epochs as the budget allows.
+        if max_steps and step >= max_steps: break
+    return step
+# Measure the pace on 60 steps (several epochs of a small set), then fit as many epochs as the budget allows.
 sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-t = time.time(); one_epoch(60); per_step = (time.time() - t) / 60
+t, steps = time.time(), 0
+while steps < 60: steps += one_epoch(60 - steps)
+per_step = (time.time() - t) / steps
 epochs = max(1, int(({budget_s} - (time.time() - start) - 30) / (per_step * len(dl))))
 model = timm.create_model("resnet10t", pretrained=False, num_classes=10, in_chans=1)
 opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
