@@ -194,6 +194,12 @@ def main() -> None:
 HISTORY = "## History of the default recipe"  # the section of the .md that every new run keeps
 
 
+def kept_section(md: Path, heading: str) -> str:
+    """The part of an earlier results file from ``heading`` on (written by hand), to keep below a new table."""
+    earlier = md.read_text(encoding="utf-8") if md.exists() else ""
+    return earlier[earlier.index(heading) :] if heading in earlier else ""
+
+
 def write_results(results: dict, name: str) -> None:
     """Print the table and write benchmarks/results/<name>.json and .md."""
     rows = [{"arm": arm, **m} for arm, m in results["arms"].items()]
@@ -217,8 +223,7 @@ def write_results(results: dict, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     md = out / f"{name}.md"
-    earlier = md.read_text(encoding="utf-8") if md.exists() else ""
-    history = earlier[earlier.index(HISTORY) :] if HISTORY in earlier else ""  # kept below the new table
+    history = kept_section(md, HISTORY)
     md.write_text(
         "# Fashion-MNIST: hierarchy vs flat vs plain timm\n\n"
         f"`python benchmarks/fashion_mnist.py` on {time.strftime('%Y-%m-%d')}\n\n" + table + summary + "\n"

@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fashion_mnist import hierarchy_cmd, plain_timm, run_child, test_metrics  # noqa: E402
+from benchmarks.fashion_mnist import hierarchy_cmd, kept_section, plain_timm, run_child, test_metrics  # noqa: E402
 from hierarchy.metrics import format_table  # noqa: E402
 
 SHARES = (0.01, 0.05, 0.2, 1.0)
@@ -43,6 +43,7 @@ COARSE_LOSS_ONLY = ["train.fine_share=0", "train.group_pseudo=0"]  # (d)
 FLAT = ["init_from=none", "hierarchy.rule=flat", "train.loss_weights={coarse: 0.0, fine: 1.0}"]  # (b)
 # Every training image (the settings were chosen on validation before); the time budget alone sets the epochs.
 TRAINING_SET = ["data.val_fraction=0", "train.epochs=100000"]
+FINDINGS = "## Findings"  # the hand-written section of the .md that every new run keeps
 ARM_A, ARM_B = "(a) two stages, coarse-only images used", "(b) flat fine-only, same engine"
 ARM_C, ARM_D = "(c) plain timm loop, one view", "(d) two stages, coarse loss only"
 
@@ -170,9 +171,15 @@ def write_results(results: dict, name: str) -> None:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    (out / f"{name}.md").write_text(
+    md = out / f"{name}.md"
+    findings = kept_section(md, FINDINGS)
+    md.write_text(
         "# Label efficiency: cheap coarse labels for scarce fine ones (Fashion-MNIST)\n\n"
-        f"`python benchmarks/label_efficiency.py` on {time.strftime('%Y-%m-%d')}\n\n" + table + summary + "\n",
+        f"`python benchmarks/label_efficiency.py` on {time.strftime('%Y-%m-%d')}\n\n"
+        + table
+        + summary
+        + "\n"
+        + ("\n" + findings if findings else ""),
         encoding="utf-8",
     )
     plot(results, out / f"{name}.png")
