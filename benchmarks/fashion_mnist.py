@@ -194,10 +194,22 @@ def main() -> None:
 HISTORY = "## History of the default recipe"  # the section of the .md that every new run keeps
 
 
-def kept_section(md: Path, heading: str) -> str:
-    """The part of an earlier results file from ``heading`` on (written by hand), to keep below a new table."""
+def save_results(name: str, title: str, results: dict, report: str, kept: str) -> Path:
+    """Write benchmarks/results/<name>.json and .md (title, command, date, ``report``); the .md keeps the part of
+    its earlier version from the heading ``kept`` on (written by hand) below the new report. Returns the folder."""
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    md = out / f"{name}.md"
     earlier = md.read_text(encoding="utf-8") if md.exists() else ""
-    return earlier[earlier.index(heading) :] if heading in earlier else ""
+    section = earlier[earlier.index(kept) :] if kept in earlier else ""
+    script = name.removesuffix("_quick")
+    md.write_text(
+        f"# {title}\n\n`python benchmarks/{script}.py` on {time.strftime('%Y-%m-%d')}\n\n{report}\n"
+        + ("\n" + section if section else ""),
+        encoding="utf-8",
+    )
+    return out
 
 
 def write_results(results: dict, name: str) -> None:
@@ -219,17 +231,7 @@ def write_results(results: dict, name: str) -> None:
         "predicts from one view, as a plain script does."
     )
     print(table + summary)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    md = out / f"{name}.md"
-    history = kept_section(md, HISTORY)
-    md.write_text(
-        "# Fashion-MNIST: hierarchy vs flat vs plain timm\n\n"
-        f"`python benchmarks/fashion_mnist.py` on {time.strftime('%Y-%m-%d')}\n\n" + table + summary + "\n"
-        + ("\n" + history if history else ""),
-        encoding="utf-8",
-    )
+    save_results(name, "Fashion-MNIST: hierarchy vs flat vs plain timm", results, table + summary, HISTORY)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fashion_mnist import hierarchy_cmd, kept_section, plain_timm, run_child, test_metrics  # noqa: E402
+from benchmarks.fashion_mnist import hierarchy_cmd, plain_timm, run_child, save_results, test_metrics  # noqa: E402
 from hierarchy.metrics import format_table  # noqa: E402
 
 SHARES = (0.01, 0.05, 0.2, 1.0)
@@ -168,20 +168,8 @@ def write_results(results: dict, name: str) -> None:
         "nothing; (c) has no coarse head. Gaps in fine top-1:\n" + "\n".join(lines)
     )
     print(table + summary)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    md = out / f"{name}.md"
-    findings = kept_section(md, FINDINGS)
-    md.write_text(
-        "# Label efficiency: cheap coarse labels for scarce fine ones (Fashion-MNIST)\n\n"
-        f"`python benchmarks/label_efficiency.py` on {time.strftime('%Y-%m-%d')}\n\n"
-        + table
-        + summary
-        + "\n"
-        + ("\n" + findings if findings else ""),
-        encoding="utf-8",
-    )
+    title = "Label efficiency: cheap coarse labels for scarce fine ones (Fashion-MNIST)"
+    out = save_results(name, title, results, table + summary, FINDINGS)
     plot(results, out / f"{name}.png")
 
 
