@@ -64,7 +64,8 @@ def hierarchy_arm(run_dir: Path, log: Path, settings: list[str]) -> dict:
     trained = run_child(hierarchy_cmd("run", "--stage", "fine", "--run-dir", str(run_dir), *settings), log)
     evaluated = run_child(hierarchy_cmd("eval", "--model", str(run_dir)), log.with_suffix(".eval.log"))
     return {**test_metrics(run_dir), "epochs": epochs_run(run_dir), "train_min": round(train_minutes(run_dir), 2),
-            "wall_s": trained["wall_s"], "eval_s": evaluated["wall_s"]}  # fmt: skip
+            "wall_s": trained["wall_s"], "eval_s": evaluated["wall_s"],
+            "peak_rss_mb": trained["peak_rss_mb"]}  # fmt: skip
 
 
 def main() -> None:
