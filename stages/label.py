@@ -16,12 +16,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from hierarchy.config import DetectConfig, LabelConfig
-from hierarchy.data.crops import DETECTING_MODES, usable
-from hierarchy.detect import Detector, Region
-from hierarchy.errors import UserError
 from hierarchy.image_files import DecodedPhotos, collect
 from hierarchy.inference import Classifiers, top_k_columns
 from hierarchy.label_store import LabelStore, image_key
+from hierarchy.labeling import Labeler
 from hierarchy.runner import configure_threads, decode_workers, distributed, rank_device
 
 log = logging.getLogger(__name__)
@@ -44,19 +42,11 @@ def run(paths: list[str], models: list[str], options: LabelConfig, detect: Detec
     todo = [it for it in items if image_key({"root": it.root, "path": it.path}) not in done]
     mine = todo[rank::world]  # disjoint shares; every rank writes its own chunks
     classifiers = Classifiers.load(models, dev, None if options.tta_shift < 0 else options.tta_shift)
-    if classifiers.multilabel and classifiers.thresholds is None:
-        raise UserError(f"{models[0]} is a multi-label model without tuned thresholds: retrain it")
-    mode = options.crop or classifiers.configs[0].data.crop
-    mode = "image" if mode in ("auto", "annotation") else mode  # photos to label carry no boxes
-    detect = detect or classifiers.configs[0].detect
-    detector = Detector(detect, str(dev)) if mode in DETECTING_MODES else None
+    labeler = Labeler(classifiers, options.crop, detect, batch_size)
     if len(todo) < len(items):
         log.info("%d of %d images are already labelled in %s: continuing", len(items) - len(todo), len(items), out)
-    max_side = (
-        max(detect.imgsz, detect.max_imgsz) if detector else 4 * max(c.data.image_size for c in classifiers.configs)
-    )
     loader = DataLoader(
-        DecodedPhotos(mine, max_side),
+        DecodedPhotos(mine, labeler.max_side),
         batch_size=max(1, min(16, chunk)),  # a chunk holds whole loader batches
         num_workers=decode_workers() if options.workers < 0 else options.workers,
         collate_fn=list,
@@ -71,24 +61,16 @@ def run(paths: list[str], models: list[str], options: LabelConfig, detect: Detec
             counts["errors"] += 1
         if good:
             images, scales = [g[1] for g in good], [g[2] for g in good]
-            found = detector(images, list(scales)) if detector else [[whole(im, s)] for im, s in zip(images, scales)]
-            crops = []  # (image index, region) of every crop to classify
-            for n, regions in enumerate(found):
-                keep = [r for r in regions if usable(r, mode)] or [whole(images[n], scales[n])]
-                crops += [(n, r) for r in keep]
+            crops, probs = labeler(images, scales)
             rows: list[list[dict]] = [[] for _ in good]
-            for s in range(0, len(crops), batch_size):
-                part = crops[s : s + batch_size]
-                boxes = [None if r.kind == "image" else tuple(v / scales[n] for v in r.box) for n, r in part]
-                probs = classifiers.crops([images[n] for n, _ in part], boxes)
-                for j, (n, region) in enumerate(part):
-                    item, sha = good[n][0], good[n][3]
-                    x1, y1, x2, y2 = region.to_dict()["box"]
-                    rows[n].append(
-                        {"root": item.root, "path": item.path, "sha256": sha, "kind": region.kind,
-                         "person": region.person, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                         **top_k_columns(probs, j, classifiers.taxonomy, classifiers.thresholds)}
-                    )  # fmt: skip
+            for j, (n, region) in enumerate(crops):
+                item, sha = good[n][0], good[n][3]
+                x1, y1, x2, y2 = region.to_dict()["box"]
+                rows[n].append(
+                    {"root": item.root, "path": item.path, "sha256": sha, "kind": region.kind,
+                     "person": region.person, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                     **top_k_columns(probs, j, classifiers.taxonomy, classifiers.thresholds)}
+                )  # fmt: skip
             for (item, *_), image_rows in zip(good, rows):
                 store.add({"root": item.root, "path": item.path, "rows": image_rows})
             counts["crops"] += len(crops)
@@ -115,7 +97,3 @@ def run(paths: list[str], models: list[str], options: LabelConfig, detect: Detec
         "errors_in_output": merged.get("errors", 0),
     }
     return summary
-
-
-def whole(image, scale: float) -> Region:
-    return Region("image", (0.0, 0.0, image.width * scale, image.height * scale), 1.0)
