@@ -1,6 +1,7 @@
 """Command line: ``hierarchy run --stage coarse|fine|detect|all``, ``hierarchy eval --model RUN``,
 ``hierarchy detect PATH... --out FILE``, ``hierarchy label PATH... --model RUN --out FILE``,
-``hierarchy audit --stage fine``.
+``hierarchy audit --stage fine``, ``hierarchy serve --model RUN [--labels FILE]``,
+``hierarchy corrections export --db FILE --out manifest.csv``.
 
 Sub-commands live in one dispatch table; mistakes a user can fix print one line and exit with status 2.
 """
@@ -115,6 +116,40 @@ def cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hierarchy.serve import build_app
+
+    app = build_app(args.model, args.labels, args.db, args.token, args.device, args.max_upload_mb)
+    address = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"hierarchy serve: WARNING: listening on {args.host}: anyone who can reach this machine can see the "
+            "photos and write corrections" + ("" if args.token else "; add --token SECRET to require a token"),
+            file=sys.stderr,
+        )
+    suffix = f"?token={args.token}" if args.token else ""
+    print(f"hierarchy serve: open {address}{suffix}  (review: {address}review{suffix}); Ctrl+C stops", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_corrections(args: argparse.Namespace) -> int:
+    from hierarchy.serve.corrections import CorrectionStore, export_manifest
+
+    if not Path(args.db).is_file():
+        raise UserError(
+            f"{args.db} not found: give the --db file of `hierarchy serve` (default LABELS.corrections.sqlite)"
+        )
+    n = export_manifest(CorrectionStore(args.db), args.out)
+    print(
+        f"{n} reviewed crops → {args.out} (train on them: "
+        f"hierarchy run --stage fine data.format=csv data.root={args.out})"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hierarchy", description="Hierarchical fashion image classifier and labeler.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +218,26 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, key, kind in LABEL_FLAGS:
         lab.add_argument(flag, type=kind, default=None, help=setting_help(f"label.{key}"))
     lab.set_defaults(func=cmd_label, overrides=[])
+
+    srv = sub.add_parser("serve", help="web app: label one photo, review and correct a labels file, export corrections")
+    srv.add_argument("--model", action="append", required=True, help="run folder or checkpoint; repeat to ensemble")
+    srv.add_argument("--labels", help="a labels file of `hierarchy label` (.parquet, .csv, .jsonl) to review")
+    srv.add_argument(
+        "--db", help="corrections database (SQLite; default: beside --labels as LABELS.corrections.sqlite)"
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    srv.add_argument("--token", default="", help="require this token (open the printed address, which carries it)")
+    srv.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    srv.add_argument("--max-upload-mb", type=float, default=20.0, help="largest photo upload accepted (default 20)")
+    srv.set_defaults(func=cmd_serve, overrides=[])
+
+    cor = sub.add_parser("corrections", help="the review's corrections: export them as a training manifest")
+    cor_sub = cor.add_subparsers(dest="action", required=True)
+    exp = cor_sub.add_parser("export", help="write a CSV manifest (path,label,x1,y1,x2,y2,split) for data.format=csv")
+    exp.add_argument("--db", required=True, help="the corrections database of `hierarchy serve`")
+    exp.add_argument("--out", required=True, help="the manifest CSV to write")
+    exp.set_defaults(func=cmd_corrections, overrides=[])
     return parser
 
 

@@ -221,6 +221,16 @@ class Classifiers:
         return over_loader(loader, lambda batch: self.probabilities([batch.images] * len(self.models)), skips)
 
 
+def top_k(probs: dict[str, torch.Tensor], i: int, taxonomy: Taxonomy, k: int = TOP_K) -> dict[str, list]:
+    """Row ``i``'s k likeliest classes per head, likeliest first: ``{head: [(name, probability), …]}``."""
+    out = {}
+    for level, p in probs.items():
+        names = taxonomy.names(level)
+        top = p[i].topk(min(k, len(names)))
+        out[level] = [(names[int(c)], float(v)) for v, c in zip(*top)]
+    return out
+
+
 def top_k_columns(probs: dict[str, torch.Tensor], i: int, taxonomy: Taxonomy, thresholds=None) -> dict:
     """Row ``i``'s columns: per head the label, its probability and the top k (``name:p|…``); multi-label
     models add ``fine_labels`` (every fine class at or above its threshold, ``|``-separated)."""
@@ -229,10 +239,8 @@ def top_k_columns(probs: dict[str, torch.Tensor], i: int, taxonomy: Taxonomy, th
         row["fine_labels"] = "|".join(
             n for n, p, t in zip(taxonomy.fine, probs["fine"][i].tolist(), thresholds) if p >= t
         )
-    for level, p in probs.items():
-        names = taxonomy.names(level)
-        top = p[i].topk(min(TOP_K, len(names)))
-        row[level] = names[int(top.indices[0])]
-        row[f"{level}_prob"] = round(float(top.values[0]), 4)
-        row[f"{level}_top{TOP_K}"] = "|".join(f"{names[int(k)]}:{float(v):.3f}" for v, k in zip(*top))
+    for level, top in top_k(probs, i, taxonomy).items():
+        row[level] = top[0][0]
+        row[f"{level}_prob"] = round(top[0][1], 4)
+        row[f"{level}_top{TOP_K}"] = "|".join(f"{name}:{p:.3f}" for name, p in top)
     return row
