@@ -121,7 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from hierarchy.serve import build_app
 
-    app = build_app(args.model, args.labels, args.db, args.token, args.device, args.max_upload_mb)
+    app = build_app(args.model, args.labels, args.db, args.token, args.device, args.max_upload_mb, crop=args.crop)
     address = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
@@ -230,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--token", default="", help="require this token (open the printed address, which carries it)")
     srv.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     srv.add_argument("--max-upload-mb", type=float, default=20.0, help="largest photo upload accepted (default 20)")
+    srv.add_argument(
+        "--crop",
+        default="",
+        choices=("", "image", "person", "pose-garments", "detector"),
+        help=setting_help("label.crop"),
+    )
     srv.set_defaults(func=cmd_serve, overrides=[])
 
     cor = sub.add_parser("corrections", help="the review's corrections: export them as a training manifest")

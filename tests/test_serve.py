@@ -3,82 +3,21 @@ the exported manifest training a model, and what users and attackers send (bad p
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, make_image_folder
+from conftest import make_image_folder
 from PIL import Image
 from test_cli import hierarchy
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``hierarchy serve`` in its own process (one torch thread), and raw HTTP to it: the path is sent exactly
-    as written, so ``../`` and encoded tricks reach the server unchanged."""
-
-    def __init__(self, *args: str, cwd: Path = ROOT) -> None:
-        self.port = free_port()
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hierarchy", "serve", "--port", str(self.port), *args],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.communicate()}")
-            try:
-                if self.get("/healthz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError("server did not answer /healthz in 120 s")
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        data = response.read()
-        conn.close()
-        kind = response.getheader("content-type") or ""
-        return response.status, json.loads(data) if kind.startswith("application/json") else data
-
-    def get(self, path: str):
-        return self.request("GET", path)
-
-    def post_json(self, path: str, payload: dict):
-        return self.request("POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
-
-    def upload(self, data: bytes, box: str = "", name: str = "photo.png"):
-        boundary = "hierarchy-test-boundary"
-        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"]  # fmt: skip
-        if box:
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="box"\r\n\r\n{box}\r\n'.encode())
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        return self.request("POST", "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[str, str]:
-        self.proc.send_signal(sig)
-        return self.proc.communicate(timeout=60)
+from hierarchy.serve.process import ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +33,7 @@ def reviewed(tmp_path_factory):
     hierarchy("label", str(photos), "--model", str(base / "fine"), "--out", str(labels))
     (base / "secret.txt").write_text("not for the web")
     (photos / "x" / "link.png").symlink_to(base / "secret.txt")  # a symlink out of the labelled folder
-    server = Server("--model", str(base / "fine"), "--labels", str(labels), "--max-upload-mb", "0.2")
+    server = ServerProcess("--model", str(base / "fine"), "--labels", str(labels), "--max-upload-mb", "0.2")
     shared = {"base": base, "model": base / "fine", "labels": labels, "photos": photos, "server": server}
     yield shared
     shared["server"].stop()  # the one running now (a test restarts it)
@@ -212,7 +151,7 @@ def test_corrections_persist_through_sigkill_and_export_trains(reviewed, tmp_pat
     with sqlite3.connect(db) as con:
         history = con.execute("SELECT head, label, previous, action FROM corrections ORDER BY id").fetchall()
     assert (("fine", other, first["heads"]["fine"]["label"], "set") in history) and len(history) == 6
-    restarted = Server("--model", str(model), "--labels", str(labels))
+    restarted = ServerProcess("--model", str(model), "--labels", str(labels))
     reviewed["server"] = restarted
     again = {r["id"]: r for r in restarted.get("/api/rows?limit=500")[1]["rows"]}
     assert again[first["id"]]["heads"]["fine"]["label"] == other
@@ -235,7 +174,7 @@ def test_corrections_persist_through_sigkill_and_export_trains(reviewed, tmp_pat
 
 
 def test_token_and_open_host_warning(reviewed):
-    server = Server("--model", str(reviewed["model"]), "--host", "0.0.0.0", "--token", "s3cret")
+    server = ServerProcess("--model", str(reviewed["model"]), "--host", "0.0.0.0", "--token", "s3cret")
     try:
         assert server.get("/api/info")[0] == 401
         assert server.get("/review")[0] == 401

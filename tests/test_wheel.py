@@ -58,6 +58,10 @@ def test_wheel_installs_and_runs_from_an_empty_folder(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {p.relative_to(ROOT).as_posix() for d in ("hierarchy", "stages") for p in (ROOT / d).rglob("*.py")}
     shipped |= {"hierarchy/" + p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
+    shipped |= {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "hierarchy" / "serve" / "static").rglob("*") if p.is_file()
+    }
+    assert "hierarchy/serve/static/vendor/cropper.min.js" in shipped  # the web app's pages and vendored JS
     assert "hierarchy/configs/detector.yaml" in shipped and "hierarchy/configs/taxonomy/fashion_mnist.yaml" in shipped
     assert shipped <= names, f"missing from the wheel (add the package in pyproject.toml): {sorted(shipped - names)}"
 

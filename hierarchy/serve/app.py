@@ -59,12 +59,12 @@ class CorrectionIn(BaseModel):
 
 def build_app(
     models: list[str], labels: str | None = None, db: str | None = None, token: str = "", device: str = "auto",
-    max_upload_mb: float = 20.0, max_pixels: int = 50_000_000, detect: DetectConfig | None = None,
+    max_upload_mb: float = 20.0, max_pixels: int = 50_000_000, crop: str = "", detect: DetectConfig | None = None,
 ) -> FastAPI:  # fmt: skip
     """The app with its models loaded (once, here), its labels file read and its corrections database open."""
     configure_threads()
     classifiers = Classifiers.load(models, select_device(device))
-    labeler = Labeler(classifiers, detect=detect)
+    labeler = Labeler(classifiers, crop, detect)
     db_path = Path(db) if db else default_db(labels)
     store = CorrectionStore(db_path)
     table = ReviewTable(labels, classifiers.taxonomy, classifiers.heads, store) if labels else None

@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import threading
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +204,8 @@ class ReviewTable:
         root_index = int(self.root_index[i])
         return {
             "id": i, "path": str(record["path"]), "kind": str(record["kind"]), "box": box,
-            "thumb": f"/thumb/{i}", "image": f"/files/{root_index}/{record['path']}", "heads": heads,
+            "thumb": f"/thumb/{i}", "image": f"/files/{root_index}/{urllib.parse.quote(str(record['path']))}",
+            "heads": heads,
         }  # fmt: skip
 
     # --- corrections --------------------------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+"""Start ``hierarchy serve`` in a child process and talk to its API over HTTP: for scripts that push photos or
+corrections, and for the benchmarks and tests of the server."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``hierarchy serve ARGS`` in a child process, started and answering ``/healthz``; requests go over raw HTTP,
+    the path sent exactly as written (tests send ``../`` and encoded tricks through it)."""
+
+    def __init__(self, *args: str, cwd: Path | None = None, threads: int = 1) -> None:
+        self.port = free_port()
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hierarchy", "serve", "--port", str(self.port), *args],
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.proc.communicate()}")
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError("server did not answer /healthz in 120 s")
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        conn.close()
+        kind = response.getheader("content-type") or ""
+        return response.status, json.loads(data) if kind.startswith("application/json") else data
+
+    def get(self, path: str):
+        return self.request("GET", path)
+
+    def post_json(self, path: str, payload: dict):
+        return self.request("POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+    def upload(self, data: bytes, box: str = "", name: str = "photo.png"):
+        boundary = "hierarchy-test-boundary"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"]  # fmt: skip
+        if box:
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="box"\r\n\r\n{box}\r\n'.encode())
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return self.request("POST", "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[str, str]:
+        self.proc.send_signal(sig)
+        return self.proc.communicate(timeout=60)
