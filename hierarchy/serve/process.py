@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,23 +25,29 @@ class ServerProcess:
     """``hierarchy serve ARGS`` in a child process, started and answering ``/healthz``; requests go over raw HTTP,
     the path sent exactly as written (tests send ``../`` and encoded tricks through it)."""
 
-    def __init__(self, *args: str, cwd: Path | None = None, threads: int = 1) -> None:
+    def __init__(self, *args: str, cwd: Path | None = None, threads: int | None = 1) -> None:
+        """``threads``: torch's threads in the server (``OMP_NUM_THREADS``); None = torch's own choice."""
         self.port = free_port()
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = str(threads)
+        # Output goes to files, not pipes: a pipe nobody reads fills up and stalls a long-running server.
+        self.out, self.err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hierarchy", "serve", "--port", str(self.port), *args],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=cwd, env=env, stdout=self.out, stderr=self.err, text=True,
         )  # fmt: skip
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.communicate()}")
+                raise RuntimeError(f"hierarchy serve exited: {self.output()}")
             try:
                 if self.get("/healthz")[0] == 200:
                     return
             except OSError:
                 time.sleep(0.3)
-        raise AssertionError("server did not answer /healthz in 120 s")
+        self.stop(signal.SIGKILL)
+        raise RuntimeError("hierarchy serve did not answer /healthz in 120 s")
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -66,6 +73,17 @@ class ServerProcess:
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         return self.request("POST", "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
 
+    def output(self) -> tuple[str, str]:
+        """What the server printed so far: (stdout, stderr)."""
+        texts = []
+        for f in (self.out, self.err):
+            f.seek(0)
+            texts.append(f.read())
+        return texts[0], texts[1]
+
     def stop(self, sig: int = signal.SIGTERM) -> tuple[str, str]:
-        self.proc.send_signal(sig)
-        return self.proc.communicate(timeout=60)
+        """Stop the server (SIGKILL: as a crash would) and return its (stdout, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(timeout=60)
+        return self.output()

@@ -1,5 +1,5 @@
 // Shared helpers for the hierarchy serve pages (plain ES2020, no build step).
-// Loaded as a classic script before photo.js / review.js; everything lives on window.hx
+// Loaded as a classic script before the page scripts (photo*.js, review*.js); everything lives on window.hx
 // so the page scripts can stay ordinary scripts that also work from file-less test harnesses.
 "use strict";
 
