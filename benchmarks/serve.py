@@ -7,7 +7,8 @@ reviewers correcting at once — each against what a user would do without it, i
    the first page, the next page, a filtered page and the last page (60 rows each; median of repeats).
 3. Sustained use: 8 client threads correcting random rows for 60 s; corrections per second, latency, and the
    database counted afterwards: every acknowledged correction there once, none lost, none twice.
-Also saves screenshots of the two pages (headless Chromium, when installed) as serve_photo.png / serve_review.png.
+Also saves screenshots of the two pages (headless Chromium, when installed): serve_photo.png (a product shot),
+serve_photo_people.png (a street photo, people found by stage one), serve_review.png.
 
 The model is the README's default job (the newest artifacts/fine run) unless --model says otherwise; the photos
 are Fashion-MNIST test images written as PNG files, labelled by that model.
@@ -29,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,7 @@ from hierarchy.serve.process import ServerProcess  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 FINDINGS = "## Findings"
 PAGE = 60
+PEOPLE = Path(str(resources.files("ultralytics") / "assets" / "bus.jpg"))  # a street photo that ships offline
 
 
 def timed(call) -> tuple[float, object]:
@@ -171,7 +174,9 @@ def correcting(model: str, labels: Path, work: Path, clients: int, seconds: floa
 
 
 def screenshots(model: str, labels: Path, photo: Path, work: Path) -> list[str]:
-    """The two pages at 1440x900 in headless Chromium, after a realistic action on each."""
+    """The two pages at 1440x900 in headless Chromium, after a realistic action on each. The server runs stage one
+    on uploads (``--crop person``): a product shot has no person and is classified whole; the street photo shows
+    its people as regions (classified by the Fashion-MNIST model, so their labels mean little)."""
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver_path):
         print("no chromium/chromedriver: screenshots skipped (apt-get install chromium chromium-driver)")
@@ -185,7 +190,8 @@ def screenshots(model: str, labels: Path, photo: Path, work: Path) -> list[str]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1440,900"):
         options.add_argument(arg)
     options.binary_location = chromium
-    server = ServerProcess("--model", model, "--labels", str(labels), "--db", str(work / "shots.sqlite"), threads=None)
+    server = ServerProcess("--model", model, "--labels", str(labels), "--db", str(work / "shots.sqlite"), "--crop",
+                           "person", threads=None)  # fmt: skip
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     base = f"http://127.0.0.1:{server.port}"
     saved = []
@@ -195,13 +201,18 @@ def screenshots(model: str, labels: Path, photo: Path, work: Path) -> list[str]:
         WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#regions .region"))
         time.sleep(0.5)
         driver.save_screenshot(str(RESULTS / "serve_photo.png"))
+        driver.find_element(By.ID, "file-input").send_keys(str(PEOPLE))
+        people = "#regions .region[data-kind=person]"
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, people))
+        time.sleep(0.5)
+        driver.save_screenshot(str(RESULTS / "serve_photo_people.png"))
         driver.get(base + "/review")
         WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#grid .card")) >= 12)
         body = driver.find_element(By.TAG_NAME, "body")
         body.send_keys("2")  # the first card: the model's second choice, a correction as a reviewer makes it
         time.sleep(1.0)  # thumbnails load lazily
         driver.save_screenshot(str(RESULTS / "serve_review.png"))
-        saved = ["serve_photo.png", "serve_review.png"]
+        saved = ["serve_photo.png", "serve_photo_people.png", "serve_review.png"]
     finally:
         driver.quit()
         server.stop()

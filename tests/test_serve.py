@@ -120,6 +120,12 @@ def test_review_grid_filters_sorts_and_pages(reviewed):
     assert by_path == sorted(by_path)
     status, thumb = server.get(f"/thumb/{everything[0]['id']}")
     assert status == 200 and Image.open(io.BytesIO(thumb)).format == "JPEG"
+    gone = next(r for r in everything if r["path"] == "y/3.png")
+    (reviewed["photos"] / "y" / "3.png").rename(reviewed["base"] / "moved.png")  # moved away after labelling
+    status, answer = server.get(f"/thumb/{gone['id']}")
+    assert status == 404 and "no longer where the labels file says" in answer["detail"]
+    status, page = server.request("GET", "/no/such/page", headers={"Accept": "text/html"})
+    assert status == 404 and b"Not found" in page and b"Traceback" not in page  # a page, not a stack trace
     assert server.get("/api/rows?head=style")[0] == 400
     assert server.get("/api/rows?sort=random")[0] == 400
 
@@ -174,8 +180,10 @@ def test_corrections_persist_through_sigkill_and_export_trains(reviewed, tmp_pat
 
 
 def test_token_and_open_host_warning(reviewed):
-    server = ServerProcess("--model", str(reviewed["model"]), "--host", "0.0.0.0", "--token", "s3cret")
+    model = str(reviewed["model"])
+    server = ServerProcess("--model", model, "--model", model, "--host", "0.0.0.0", "--token", "s3cret")
     try:
+        assert server.get("/healthz")[1]["models"] == [model, model]  # an ensemble: probabilities averaged
         assert server.get("/api/info")[0] == 401
         assert server.get("/review")[0] == 401
         assert server.get("/api/info?token=wrong")[0] == 401

@@ -66,8 +66,14 @@
     cropButton.disabled = !(state.imageLoaded && state.result);
   }
 
+  // Small photos (product thumbnails, 28 px data sets) are shown enlarged to a readable height; the width follows
+  // the aspect ratio, so the overlay's percentage boxes still line up.
+  const SMALL_PHOTO_HEIGHT = 400;
   photo.addEventListener("load", () => {
     state.imageLoaded = true;
+    const small = photo.naturalHeight > 0 && photo.naturalHeight < SMALL_PHOTO_HEIGHT;
+    photo.classList.toggle("enlarged", small);
+    photo.style.width = small ? `min(100%, ${(SMALL_PHOTO_HEIGHT * photo.naturalWidth) / photo.naturalHeight}px)` : "";
     placeOverlay();
     updateCropButton();
   });
