@@ -91,3 +91,17 @@ def make_photo_folder(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_photo_folder(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="session")
+def folder_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny coarse run and the fine run started from it, trained on a generated image folder whose folder names
+    are aliases; shared by the labeler and web-app tests, which only read them."""
+    from test_cli import hierarchy
+
+    base = tmp_path_factory.mktemp("folder_runs")
+    train = make_image_folder(base / "train", ["tshirt_top", "Trouser", "Bag"], 12)
+    common = [f"data.root={train}", "data.format=folder", "train.epochs=1", "train.batch_size=16", "data.image_size=32"]
+    hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *common)
+    hierarchy("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}", *common)
+    return {"coarse": base / "coarse", "fine": base / "fine"}

@@ -22,18 +22,14 @@ from hierarchy.taxonomy import load_taxonomy
 
 
 @pytest.fixture(scope="module")
-def labeller(tmp_path_factory):
+def labeller(tmp_path_factory, folder_runs):
     """A tiny fine model trained on an image folder, and a folder of images to label (with bad files)."""
     base = tmp_path_factory.mktemp("label")
-    train = make_image_folder(base / "train", ["tshirt_top", "Trouser", "Bag"], 12)  # folder names are aliases
-    common = [f"data.root={train}", "data.format=folder", "train.epochs=1", "train.batch_size=16", "data.image_size=32"]
-    hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *common)
-    hierarchy("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}", *common)
     photos = make_image_folder(base / "photos" / "a", ["x", "y"], 20)  # 40 images in nested folders
     (photos / "x" / "empty.png").write_bytes(b"")
     (photos / "y" / "notes.png").write_text("not an image")
     (photos / "y" / "cut.png").write_bytes((photos / "y" / "0.png").read_bytes()[:60])
-    return base / "fine", base / "photos"
+    return folder_runs["fine"], base / "photos"
 
 
 def test_label_rows_errors_and_formats(labeller, tmp_path):

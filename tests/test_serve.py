@@ -21,20 +21,17 @@ from hierarchy.serve.process import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def reviewed(tmp_path_factory):
+def reviewed(tmp_path_factory, folder_runs):
     """A tiny fine model, a folder of photos labelled by it, and a server reviewing the labels."""
     base = tmp_path_factory.mktemp("serve")
-    train = make_image_folder(base / "train", ["tshirt_top", "Trouser", "Bag"], 12)
-    common = [f"data.root={train}", "data.format=folder", "train.epochs=1", "train.batch_size=16", "data.image_size=32"]
-    hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *common)
-    hierarchy("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}", *common)
     photos = make_image_folder(base / "photos", ["x", "y"], 15)
     labels = base / "labels.csv"
-    hierarchy("label", str(photos), "--model", str(base / "fine"), "--out", str(labels))
+    hierarchy("label", str(photos), "--model", str(folder_runs["fine"]), "--out", str(labels))
     (base / "secret.txt").write_text("not for the web")
     (photos / "x" / "link.png").symlink_to(base / "secret.txt")  # a symlink out of the labelled folder
-    server = ServerProcess("--model", str(base / "fine"), "--labels", str(labels), "--max-upload-mb", "0.2")
-    shared = {"base": base, "model": base / "fine", "labels": labels, "photos": photos, "server": server}
+    server = ServerProcess("--model", str(folder_runs["fine"]), "--labels", str(labels), "--max-upload-mb", "0.2")
+    shared = {"base": base, "model": folder_runs["fine"], "coarse": folder_runs["coarse"], "labels": labels,
+              "photos": photos, "server": server}  # fmt: skip
     yield shared
     shared["server"].stop()  # the one running now (a test restarts it)
 
@@ -173,7 +170,7 @@ def test_corrections_persist_through_sigkill_and_export_trains(reviewed, tmp_pat
     code = hierarchy("corrections", "export", "--db", str(db), "--out", str(out))
     assert "3 reviewed crops" in code.stdout and pd.read_csv(out).equals(manifest)
     manifest.assign(split="train").to_csv(out, index=False)  # three rows: all of them train
-    coarse = reviewed["base"] / "coarse"
+    coarse = reviewed["coarse"]
     hierarchy("run", "--stage", "fine", "--run-dir", str(tmp_path / "retrained"), f"init_from={coarse}",
               "data.format=csv", f"data.root={out}", "train.epochs=1", "data.image_size=32")  # fmt: skip
     assert (tmp_path / "retrained" / "checkpoints" / "last.pt").is_file()

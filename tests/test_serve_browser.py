@@ -40,17 +40,13 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, folder_runs):
     """A tiny fine model, photos labelled by it, and a server that also detects people in uploads."""
     base = tmp_path_factory.mktemp("browser")
-    train = make_image_folder(base / "train", ["tshirt_top", "Trouser", "Bag"], 12)
-    common = [f"data.root={train}", "data.format=folder", "train.epochs=1", "train.batch_size=16", "data.image_size=32"]
-    hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *common)
-    hierarchy("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}", *common)
     photos = make_image_folder(base / "photos", ["x", "y"], 12)
     labels = base / "labels.parquet"
-    hierarchy("label", str(photos), "--model", str(base / "fine"), "--out", str(labels))
-    args = ["--model", str(base / "fine"), "--labels", str(labels), "--crop", "person"]
+    hierarchy("label", str(photos), "--model", str(folder_runs["fine"]), "--out", str(labels))
+    args = ["--model", str(folder_runs["fine"]), "--labels", str(labels), "--crop", "person"]
     shared = {"args": args, "server": ServerProcess(*args)}
     yield shared
     shared["server"].stop()
