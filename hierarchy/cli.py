@@ -27,6 +27,7 @@ LABEL_FLAGS = [
     ("--crop", "crop", str),
     ("--tta-shift", "tta_shift", int),
     ("--chunk", "chunk", int),
+    ("--min-prob", "min_prob", float),
 ]
 
 
@@ -68,9 +69,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from hierarchy.evaluate import evaluate_run, format_report
 
-    report, out = evaluate_run(args.model, args.split, args.out, args.device, args.overrides)
+    report, out = evaluate_run(args.model, args.split, args.out, args.device, args.overrides, args.min_prob)
     print(format_report(report))
     print(f"report files in {out}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from hierarchy.evaluate import evaluate_run, format_report
+
+    if args.split == "test":
+        raise UserError("fit temperatures on validation (--split val), never on the test split that measures them")
+    report, out = evaluate_run(args.model, args.split, args.out, args.device, args.overrides, calibrate=True)
+    print(format_report(report))
+    print(f"temperatures {report['calibration']['temperatures']} stored in {report['checkpoint']}; report in {out}")
     return 0
 
 
@@ -101,7 +113,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     paths = [p for p in args.paths if p not in settings]
     detect = load_detect_config(settings) if settings else None
     flags = {"out": args.out, "device": args.device, "batch_size": args.batch_size, "workers": args.workers}
-    flags |= {"crop": args.crop, "chunk": args.chunk, "tta_shift": args.tta_shift}
+    flags |= {"crop": args.crop, "chunk": args.chunk, "tta_shift": args.tta_shift, "min_prob": args.min_prob}
     options = label_options({k: v for k, v in flags.items() if v is not None})
     summary = label.run(paths=paths, models=args.model, options=options, detect=detect)
     if summary["rows_in_output"] or summary["errors_in_output"] or summary["images"]:
@@ -113,6 +125,21 @@ def cmd_label(args: argparse.Namespace) -> int:
         errors = Path(args.out).with_name(Path(args.out).stem + ".errors.csv")
         print(f"{summary['errors_in_output']} files could not be read: see {errors}", file=sys.stderr)
         return 3  # finished, but not every image has labels
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hierarchy.config import parse_overrides
+    from hierarchy.onnx_model import export_onnx
+
+    if args.format != "onnx":
+        raise UserError(f"--format {args.format}: onnx is the one export format")
+    values = parse_overrides(args.overrides)
+    if set(values) - {"model"} or set(values.get("model", {})) - {"tta_flip", "tta_shift"}:
+        raise UserError("export takes model.tta_flip / model.tta_shift only (the test-time views baked in)")
+    onnx_path, json_path = export_onnx(args.model, args.out, values)
+    print(f"{onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB) and {json_path}")
+    print(f"label with it: hierarchy label PHOTOS/ --model {onnx_path} --out labels.csv")
     return 0
 
 
@@ -195,7 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="key=value",
         help="data.*, detect.*, hierarchy.* or model.tta_*, e.g. data.root=DIR hierarchy.rule=mask model.tta_shift=1",
     )
+    ev.add_argument("--min-prob", type=float, default=0.0, help="also report abstention at this probability")
     ev.set_defaults(func=cmd_eval)
+
+    cal = sub.add_parser(
+        "calibrate", help="fit one temperature per head on validation; eval, label and serve then use it"
+    )
+    cal.add_argument("--model", required=True, help="run folder or checkpoint file (its best.pt gets the temperatures)")
+    cal.add_argument("--split", default="val", help="val (default): the run's validation split")
+    cal.add_argument("--out", help="report folder (default: <run>/val)")
+    cal.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    cal.add_argument("overrides", nargs="*", metavar="key=value", help="data.* settings, e.g. where the data moved")
+    cal.set_defaults(func=cmd_calibrate)
 
     det = sub.add_parser(
         "detect", help="find people and garment regions in photos; write CSV/JSONL (and previews)", epilog=EPILOG
@@ -218,6 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, key, kind in LABEL_FLAGS:
         lab.add_argument(flag, type=kind, default=None, help=setting_help(f"label.{key}"))
     lab.set_defaults(func=cmd_label, overrides=[])
+
+    export_cmd = sub.add_parser(
+        "export", help="write a run as an ONNX model (+ JSON) that labels without our training code"
+    )
+    export_cmd.add_argument("--model", required=True, help="run folder or checkpoint file")
+    export_cmd.add_argument("--format", default="onnx", help="onnx (the one format)")
+    export_cmd.add_argument("--out", default="artifacts/export", help="folder for <run>.onnx and <run>.json")
+    export_cmd.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="model.tta_flip / model.tta_shift to bake in"
+    )
+    export_cmd.set_defaults(func=cmd_export)
 
     srv = sub.add_parser("serve", help="web app: label one photo, review and correct a labels file, export corrections")
     srv.add_argument("--model", action="append", required=True, help="run folder or checkpoint; repeat to ensemble")

@@ -289,6 +289,13 @@ class LabelConfig:
         -1, "pixels of the shifted test-time views (0 = off, 5x fewer forward passes); -1 = the model's own", low=-1
     )
     chunk: int = setting(256, "images per crash-safe chunk written to OUT.parts/ (what a killed run keeps)", low=1)
+    min_prob: float = setting(
+        0.0,
+        "abstain below this probability: the fine label is left empty (the coarse one kept), and below it for "
+        "the coarse level too, both; the row stays, marked in the abstained column; 0 = off",
+        low=0,
+        high=1,
+    )
 
 
 @dataclass

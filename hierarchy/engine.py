@@ -243,6 +243,8 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, tracke
         if val_loader is not None:
             row.update(validate(served, val_loader, run, skips))
         row["time"] = round(time.time() - started, 2)
+        if run.device.type == "cuda":  # what the GPU needed at its fullest so far
+            row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated(run.device) / 1e6)
         if step.budget is not None:
             step.budget.after_epoch(epoch, row["time"])
         history.append(row)

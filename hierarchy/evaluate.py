@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hierarchy.checkpoint import load_checkpoint
+from hierarchy.abstention import coverage_report
+from hierarchy.calibration import calibration_metrics, fit_temperatures, reliability_diagram
+from hierarchy.checkpoint import load_checkpoint, save_checkpoint
 from hierarchy.config import apply, from_dict, parse_overrides, to_dict
 from hierarchy.data import build_loader, build_splits, build_test
 from hierarchy.data.images import SkipLog, multi_hot
@@ -76,21 +78,29 @@ def evaluate_checkpoint(
     workers: int = -1,
     already_skipped: dict[str, str] | None = None,
     fit_thresholds: bool = False,
+    calibrate: bool = False,
+    min_prob: float = 0.0,
 ) -> dict[str, Any]:
     """Predict ``dataset`` with a checkpoint and write the report files into ``out_dir``.
 
-    Writes ``metrics.json``, ``confusion_<head>.{png,csv}`` and ``predictions_<split>.csv``. Unreadable files
-    are counted once each, together with ``already_skipped`` (those met while training, for a run's report).
-    With ``fit_thresholds`` a multi-label model's per-class thresholds are tuned for F1 on these
-    predictions (a run's validation split) and put into ``state["thresholds"]``, so one pass serves both.
+    Writes ``metrics.json``, ``confusion_<head>.{png,csv}``, ``reliability_<head>.png``, ``coverage.{csv,png}``
+    (a fine model) and ``predictions_<split>.csv``. Unreadable files are counted once each, together with
+    ``already_skipped`` (those met while training, for a run's report). With ``fit_thresholds`` a multi-label
+    model's per-class thresholds are tuned for F1 on these predictions (a run's validation split) and put into
+    ``state["thresholds"]``; with ``calibrate`` every head's temperature is fitted on them and put into
+    ``state["temperatures"]`` (see calibration.py), so one pass serves all. ``min_prob``: also report the
+    abstention figures at that threshold.
     """
     cfg = from_dict(state["config"])
     classifier = Classifiers([state], select_device(device))
     taxonomy = classifier.taxonomy
     skips = SkipLog()
     skips.reasons.update(already_skipped or {})
-    probs, targets, sources = classifier.dataset(build_loader(dataset, batch_size, workers), skips)
-    probs = {k: v.numpy() for k, v in probs.items()}
+    logits, targets, sources = classifier.dataset_logits(build_loader(dataset, batch_size, workers), skips)
+    if calibrate:
+        state["temperatures"] = fit_temperatures(logits, targets, taxonomy, cfg.hierarchy.rule, cfg.train.multilabel)
+    raw = {k: v.numpy() for k, v in classifier.decode(0, logits, calibrated=False).items()}
+    probs = {k: v.numpy() for k, v in classifier.decode(0, logits).items()}
     target = {k: v.numpy() for k, v in targets.items()}
     hot = multi_hot(targets, probs["fine"].shape[1]).numpy() if cfg.train.multilabel else None
     if cfg.train.multilabel and fit_thresholds:
@@ -121,6 +131,24 @@ def evaluate_checkpoint(
         "skipped_files": skips.reasons,
         "heads": heads,
     }
+    report["calibration"] = {"temperatures": state.get("temperatures", {})}
+    if "implied_coarse" in probs and cfg.hierarchy.rule == "product":  # the two levels still agree: ~0
+        gap = float(np.abs(probs["implied_coarse"] - probs["coarse"]).max())
+        report["calibration"]["coarse_marginal_max_gap"] = round(gap, 7)
+    for head in state["heads"]:
+        if head == "fine" and cfg.train.multilabel:
+            continue
+        before, after = calibration_metrics(raw[head], target[head]), calibration_metrics(probs[head], target[head])
+        if not before:  # no sample of this split has a label for this head
+            continue
+        report["calibration"][head] = {"before": before, "after": after}
+        curves = {"uncalibrated": (raw[head], target[head])}
+        if state.get("temperatures"):
+            curves[f"T = {state['temperatures'].get(head, 1.0):.3g}"] = (probs[head], target[head])
+        reliability_diagram(curves, f"{taxonomy.title(head)} ({split})", out_dir / f"reliability_{head}.png")
+    if "fine" in probs and not cfg.train.multilabel:
+        report["abstention"] = coverage_report(probs["fine"], probs["coarse"], target["fine"], target["coarse"],
+                                               out_dir, min_prob)  # fmt: skip
     if cfg.train.multilabel:
         report["multilabel"] = multilabel_metrics(probs["fine"], hot, np.array(state["thresholds"]), taxonomy.fine)
     if "fine" in probs:
@@ -139,11 +167,15 @@ def evaluate_run(
     out: str | Path | None = None,
     device: str = "auto",
     overrides: list[str] | None = None,
+    min_prob: float = 0.0,
+    calibrate: bool = False,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate a run folder or checkpoint on its data's ``split``; files go to ``out`` (default ``<run>/<split>``).
 
-    ``overrides`` may set ``data.*`` (e.g. where the data moved), ``detect.*``, ``hierarchy.*`` (the decoding
-    rule) and the test-time views ``model.tta_flip`` / ``model.tta_shift``; nothing that changes the network.
+    With ``calibrate`` the temperatures are fitted on this split and written into the checkpoint file (only
+    them: the overrides below are not saved). ``overrides`` may set ``data.*`` (e.g. where the data moved),
+    ``detect.*``, ``hierarchy.*`` (the decoding rule) and the test-time views ``model.tta_flip`` /
+    ``model.tta_shift``; nothing that changes the network.
     """
     state = load_checkpoint(model)
     cfg = from_dict(state["config"])
@@ -164,7 +196,12 @@ def evaluate_run(
         if dataset is None:
             raise UserError(f"{model} trained on every training image (data.val_fraction=0): use --split test")
     out_dir = Path(out) if out else Path(state["path"]).parent.parent / split
-    return evaluate_checkpoint(state, dataset, out_dir, split, device), out_dir
+    report = evaluate_checkpoint(state, dataset, out_dir, split, device, calibrate=calibrate, min_prob=min_prob)
+    if calibrate:
+        original = load_checkpoint(state["path"])
+        original["temperatures"] = state["temperatures"]
+        save_checkpoint(Path(original.pop("path")), original)
+    return report, out_dir
 
 
 def write_predictions(
@@ -215,6 +252,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"\nmulti-label fine head: micro F1 {ml['micro_f1']:.4f}, macro F1 {ml['macro_f1']:.4f}, "
             f"mAP {ml['mean_average_precision']:.4f} at per-class thresholds tuned on validation"
         )
+    text += "".join("\n" + line for line in trust_lines(report))
     h = report.get("hierarchy")
     if h:
         text += (
@@ -223,3 +261,24 @@ def format_report(report: dict[str, Any]) -> str:
             f"sibling errors {h['sibling_error_share']:.1%}"
         )
     return text
+
+
+def trust_lines(report: dict[str, Any]) -> list[str]:
+    """Calibration per head (before and after its temperature) and the abstention figures, one line each."""
+    lines, c = [], report.get("calibration", {})
+    for head in report["heads"]:
+        if head in c:
+            b, a, t = c[head]["before"], c[head]["after"], c["temperatures"].get(head)
+            line = f"{head}: ECE {b['ece']:.4f}, NLL {b['nll']:.4f}, Brier {b['brier']:.4f} uncalibrated"
+            if t:
+                line += f"; T = {t:.3f}: ECE {a['ece']:.4f}, NLL {a['nll']:.4f}, Brier {a['brier']:.4f}"
+            lines.append(line)
+    for key, name in (("at_95_coverage", "keeping 95 % of fine labels"), ("at_min_prob", "at --min-prob")):
+        m = report.get("abstention", {}).get(key)
+        if m:
+            lines.append(
+                f"abstention {name}: min_prob {m['min_prob']:.3f}, fine coverage {m['fine_coverage']:.3f}, fine "
+                f"accuracy of the kept {m['fine_accuracy_kept']}, {m['fell_back']} fell back to coarse (coarse "
+                f"accuracy {m['coarse_accuracy_fell_back']}), {m['neither']} kept neither"
+            )
+    return lines

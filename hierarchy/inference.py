@@ -109,6 +109,11 @@ def group_matrix(taxonomy: Taxonomy, device: torch.device | str = "cpu") -> torc
     return m
 
 
+def scaled(logits: dict[str, torch.Tensor], temperatures: dict[str, float]) -> dict[str, torch.Tensor]:
+    """Each head's logits divided by its temperature (see calibration.py); heads without one as they are."""
+    return {h: v.float() / temperatures[h] if h in temperatures else v for h, v in logits.items()}
+
+
 def decode_hierarchy(
     logits: dict[str, torch.Tensor], taxonomy: Taxonomy, rule: str = "product", multilabel: bool = False
 ) -> dict[str, torch.Tensor]:
@@ -194,31 +199,47 @@ class Classifiers:
                 state["config"] = to_dict(cfg)
         return cls(states, device)
 
-    @torch.no_grad()
+    def logits(self, k: int, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Model ``k``'s logits per head for a uint8 batch (B, 3, S, S), averaged over its test-time views."""
+        cfg = self.configs[k]
+        x = to_model_input(batch.to(self.device, non_blocking=True), cfg.model.channels_last)
+        with torch.no_grad(), autocast(self.device, cfg.train.amp):
+            return {
+                h: v.float() for h, v in forward(self.models[k], x, cfg.model.tta_flip, cfg.model.tta_shift).items()
+            }
+
+    def decode(self, k: int, logits: dict[str, torch.Tensor], calibrated: bool = True) -> dict[str, torch.Tensor]:
+        """Model ``k``'s probabilities from its logits: its temperatures (when fitted and ``calibrated``), then
+        its hierarchy rule."""
+        cfg, temperatures = self.configs[k], self.states[k].get("temperatures", {}) if calibrated else {}
+        return decode_hierarchy(scaled(logits, temperatures), self.taxonomy, cfg.hierarchy.rule, cfg.train.multilabel)
+
     def probabilities(self, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Averaged probabilities per head for one batch, given each model's uint8 input (B, 3, S, S)."""
         total: dict[str, torch.Tensor] = {}
-        for model, cfg, batch in zip(self.models, self.configs, inputs):
-            x = to_model_input(batch.to(self.device, non_blocking=True), cfg.model.channels_last)
-            with autocast(self.device, cfg.train.amp):
-                logits = forward(model, x, cfg.model.tta_flip, cfg.model.tta_shift)
-            probs = decode_hierarchy(logits, self.taxonomy, cfg.hierarchy.rule, cfg.train.multilabel)
+        for k, batch in enumerate(inputs):
+            probs = self.decode(k, self.logits(k, batch))
             for head in self.heads:
                 total[head] = total.get(head, 0) + probs[head].cpu() / len(self.models)
         return total
 
     def crops(self, images: list[Image.Image], boxes: list) -> dict[str, torch.Tensor]:
         """Probabilities per head for crops ``(image, box in that image's pixels or None for all of it)``."""
-        inputs = [
-            torch.stack([letterbox(im, cfg.data.image_size, box) for im, box in zip(images, boxes)])
-            for cfg in self.configs
-        ]
-        return self.probabilities(inputs)
+        return self.probabilities([letterboxed(images, boxes, cfg.data.image_size) for cfg in self.configs])
 
     def dataset(self, loader, skips: SkipLog | None = None) -> tuple[dict, dict, list[str]]:
         """Probabilities for every readable sample of a loader (already letterboxed to the models' size):
         ``({head: (N, K)}, {head: (N,)} targets, sources)``."""
         return over_loader(loader, lambda batch: self.probabilities([batch.images] * len(self.models)), skips)
+
+    def dataset_logits(self, loader, skips: SkipLog | None = None) -> tuple[dict, dict, list[str]]:
+        """The first model's logits for every readable sample of a loader (for calibration and its report)."""
+        return over_loader(loader, lambda batch: {h: v.cpu() for h, v in self.logits(0, batch.images).items()}, skips)
+
+
+def letterboxed(images: list[Image.Image], boxes: list, size: int) -> torch.Tensor:
+    """uint8 (N, 3, size, size): each image's box (or all of it, for None) letterboxed to the model's input."""
+    return torch.stack([letterbox(image, size, box) for image, box in zip(images, boxes)])
 
 
 def top_k(probs: dict[str, torch.Tensor], i: int, taxonomy: Taxonomy, k: int = TOP_K) -> dict[str, list]:

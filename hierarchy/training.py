@@ -141,7 +141,8 @@ def build_data(run: Run) -> tuple[Any, Any]:
 
 def report(run: Run, final: dict[str, Any], train_set, val_set) -> Path:
     """Close the process group and, on rank 0, write the run's report: the best checkpoint on validation
-    (multi-label thresholds tuned there and stored in best.pt), or a training summary without validation."""
+    (its temperatures, and a multi-label model's thresholds, fitted there and stored in best.pt), or a training
+    summary without validation."""
     cfg, folder = run.cfg, run.folder
     if run.world > 1:
         torch.distributed.barrier()
@@ -162,9 +163,11 @@ def report(run: Run, final: dict[str, Any], train_set, val_set) -> Path:
         workers=cfg.data.workers,
         already_skipped=final.get("skipped", {}),
         fit_thresholds=cfg.train.multilabel,
+        calibrate=True,
     )
-    if cfg.train.multilabel:  # thresholds belong to the model: tuned on validation, stored in best.pt
-        save_checkpoint(Path(best.pop("path")), best)
+    save_checkpoint(Path(best.pop("path")), best)  # temperatures and thresholds belong to the model
+    log.info("temperatures fitted on validation: %s", best["temperatures"])
+    if cfg.train.multilabel:
         log.info("per-class thresholds tuned on validation: %s", best["thresholds"])
     log.info("best checkpoint on validation:\n%s", format_report(metrics))
     return folder

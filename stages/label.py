@@ -15,11 +15,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from hierarchy.abstention import abstain
 from hierarchy.config import DetectConfig, LabelConfig
 from hierarchy.image_files import DecodedPhotos, collect
-from hierarchy.inference import Classifiers, top_k_columns
+from hierarchy.inference import top_k_columns
 from hierarchy.label_store import LabelStore, image_key
 from hierarchy.labeling import Labeler
+from hierarchy.onnx_model import load_classifiers
 from hierarchy.runner import configure_threads, decode_workers, distributed, rank_device
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ def run(paths: list[str], models: list[str], options: LabelConfig, detect: Detec
     done = store.finished()
     todo = [it for it in items if image_key({"root": it.root, "path": it.path}) not in done]
     mine = todo[rank::world]  # disjoint shares; every rank writes its own chunks
-    classifiers = Classifiers.load(models, dev, None if options.tta_shift < 0 else options.tta_shift)
+    classifiers = load_classifiers(models, dev, None if options.tta_shift < 0 else options.tta_shift)
     labeler = Labeler(classifiers, options.crop, detect, batch_size)
     if len(todo) < len(items):
         log.info("%d of %d images are already labelled in %s: continuing", len(items) - len(todo), len(items), out)
@@ -69,7 +71,8 @@ def run(paths: list[str], models: list[str], options: LabelConfig, detect: Detec
                 rows[n].append(
                     {"root": item.root, "path": item.path, "sha256": sha, "kind": region.kind,
                      "person": region.person, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                     **top_k_columns(probs, j, classifiers.taxonomy, classifiers.thresholds)}
+                     **abstain(top_k_columns(probs, j, classifiers.taxonomy, classifiers.thresholds),
+                               options.min_prob)}
                 )  # fmt: skip
             for (item, *_), image_rows in zip(good, rows):
                 store.add({"root": item.root, "path": item.path, "rows": image_rows})

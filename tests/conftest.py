@@ -105,3 +105,24 @@ def folder_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *common)
     hierarchy("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}", *common)
     return {"coarse": base / "coarse", "fine": base / "fine"}
+
+
+@pytest.fixture(scope="session")
+def coarse_and_fine(fmnist_root, tmp_path_factory):
+    """One coarse run and one fine run from it on the idx fixture (validation split, temperatures fitted), shared
+    by the tests of the commands that read runs; they may rewrite reports, never the weights."""
+    from test_cli import hierarchy
+
+    base = tmp_path_factory.mktemp("runs")
+    hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *tiny_overrides(fmnist_root, 2))
+    fine = hierarchy(
+        "run",
+        "--stage",
+        "fine",
+        "--run-dir",
+        str(base / "fine"),
+        f"init_from={base / 'coarse'}",
+        "train.freeze_backbone_epochs=1",
+        *tiny_overrides(fmnist_root, 2),
+    )
+    return base, fine

@@ -14,6 +14,7 @@ import torch
 from conftest import ROOT, make_image_folder, tiny_overrides
 
 from hierarchy.config import load_config
+from hierarchy.inference import Classifiers, group_matrix
 from hierarchy.models import build_model
 
 RUN_FILES = {
@@ -59,28 +60,12 @@ def refused(capsys, monkeypatch, *args: str) -> str:
     return err
 
 
-@pytest.fixture(scope="module")
-def coarse_and_fine(fmnist_root, tmp_path_factory):
-    """One coarse run and one fine run from it, shared by the tests below."""
-    base = tmp_path_factory.mktemp("runs")
-    hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *tiny_overrides(fmnist_root, 2))
-    fine = hierarchy(
-        "run",
-        "--stage",
-        "fine",
-        "--run-dir",
-        str(base / "fine"),
-        f"init_from={base / 'coarse'}",
-        "train.freeze_backbone_epochs=1",
-        *tiny_overrides(fmnist_root, 2),
-    )
-    return base, fine
-
-
 def test_coarse_run_folder(coarse_and_fine):
     base, _ = coarse_and_fine
     run = base / "coarse"
-    assert RUN_FILES | {"confusion_coarse.png", "confusion_coarse.csv"} == {p.name for p in run.iterdir()}
+    assert RUN_FILES | {"confusion_coarse.png", "confusion_coarse.csv", "reliability_coarse.png"} == {
+        p.name for p in run.iterdir()
+    }
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,lr,backbone_frozen,train/loss") and len(rows) == 3
@@ -115,6 +100,38 @@ def test_eval_on_held_out_test_split(coarse_and_fine):
     assert {"implied_coarse_top1", "consistency", "mistake_severity"} <= set(report["hierarchy"])
     assert len((base / "fine" / "test" / "predictions_test.csv").read_text().splitlines()) == 101
     assert fine["top1"] > 0.3  # the patterns are learnable: far above the 0.1 of chance after 2 epochs
+
+
+def test_temperatures_fitted_on_validation_serve_every_command(coarse_and_fine, capsys, monkeypatch, tmp_path):
+    base, _ = coarse_and_fine
+    fine = base / "fine"
+    temperatures = torch.load(fine / "checkpoints" / "best.pt", weights_only=True)["temperatures"]
+    assert set(temperatures) == {"coarse", "fine"} and all(0.049 <= t <= 20.1 for t in temperatures.values())
+    report = json.loads((fine / "metrics.json").read_text())  # the validation report of the run
+    for head in ("coarse", "fine"):
+        before, after = report["calibration"][head]["before"], report["calibration"][head]["after"]
+        assert after["nll"] <= before["nll"] + 1e-6 and {"ece", "brier"} <= set(after)  # fitted on these
+        assert (fine / f"reliability_{head}.png").stat().st_size > 1000
+    classifiers = Classifiers.load([str(fine)], torch.device("cpu"))
+    probs = classifiers.probabilities([torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)])
+    implied = probs["fine"] @ group_matrix(classifiers.taxonomy)  # the calibrated fine distribution's groups …
+    assert torch.allclose(implied, probs["coarse"], atol=1e-5)  # … are the calibrated coarse distribution
+    code, out, _ = in_process(capsys, monkeypatch, "calibrate", "--model", str(fine), "--out", str(tmp_path / "cal"))
+    again = torch.load(fine / "checkpoints" / "best.pt", weights_only=True)["temperatures"]
+    assert code == 0 and again == pytest.approx(temperatures, rel=1e-3)  # the same split gives the same fit
+    assert "never on the test split" in refused(
+        capsys, monkeypatch, "calibrate", "--model", str(fine), "--split", "test"
+    )
+    code, out, _ = in_process(capsys, monkeypatch, "eval", "--model", str(fine), "--out", str(tmp_path / "ev"),
+                              "--min-prob", "0.5")  # fmt: skip
+    assert code == 0 and "abstention keeping 95 % of fine labels" in out and "T = " in out
+    abstention = json.loads((tmp_path / "ev" / "metrics.json").read_text())["abstention"]
+    assert 0.93 <= abstention["at_95_coverage"]["fine_coverage"] <= 0.97
+    at = abstention["at_min_prob"]
+    assert at["min_prob"] == 0.5 and at["fine_coverage"] * 100 + at["fell_back"] + at["neither"] == pytest.approx(100)
+    curve = (tmp_path / "ev" / "coverage.csv").read_text().splitlines()
+    assert curve[0].startswith("min_prob,fine_coverage,fine_accuracy_kept") and len(curve) == 52
+    assert (tmp_path / "ev" / "coverage.png").stat().st_size > 1000
 
 
 def test_no_validation_trains_on_every_image_and_keeps_the_last_epoch(fmnist_root, tmp_path, capsys, monkeypatch):

@@ -56,6 +56,15 @@ def test_label_rows_errors_and_formats(labeller, tmp_path):
         hierarchy("label", str(photos), "--model", str(model), "--model", str(model), "--out", str(other), check=False)
         table = pd.read_json(other, lines=True) if suffix == "jsonl" else pd.read_parquet(other)
         assert len(table) == 40 and list(table["fine"]) == list(rows["fine"])  # a 2-model ensemble of one agrees
+    p = float(rows["fine_prob"].median())
+    unsure = tmp_path / "unsure.csv"
+    hierarchy("label", str(photos), "--model", str(model), "--out", str(unsure), "--min-prob", str(p), check=False)
+    kept = pd.read_csv(unsure, keep_default_na=False).set_index("path").loc[rows["path"]]  # every row is still there
+    low_fine, low_coarse = rows["fine_prob"].to_numpy() < p, rows["coarse_prob"].to_numpy() < p
+    assert (kept["fine"].to_numpy()[low_fine | low_coarse] == "").all() and low_fine.any()
+    assert list(kept["fine"].to_numpy()[~(low_fine | low_coarse)]) == list(rows["fine"][~(low_fine | low_coarse)])
+    assert (kept["coarse"].to_numpy()[low_fine & ~low_coarse] != "").all()  # fine withheld, coarse kept
+    assert set(kept["abstained"]) <= {"", "fine", "coarse,fine"} and (kept["abstained"] != "").sum() >= low_fine.sum()
     assert Classifiers.load([str(model)], torch.device("cpu")).configs[0].model.tta_shift == 1  # the model's own
     shifts = Classifiers.load([str(model)], torch.device("cpu"), tta_shift=0).configs[0].model.tta_shift
     assert shifts == 0  # --tta-shift

@@ -18,6 +18,8 @@ from hierarchy.image_files import to_rgb
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PAD_VALUE = 0  # black padding: Fashion-MNIST backgrounds are black, and zero stays zero under the affine warp
+
+
 def mask_outside(image: Image.Image, polygon: list[tuple[float, float]]) -> Image.Image:
     """Blank (PAD_VALUE) every pixel outside the polygon: the garment without its background."""
     mask = Image.new("L", image.size, 0)

@@ -36,8 +36,8 @@ from pydantic import BaseModel
 
 from hierarchy.config import DetectConfig
 from hierarchy.errors import UserError
-from hierarchy.inference import Classifiers
 from hierarchy.labeling import Labeler
+from hierarchy.onnx_model import load_classifiers
 from hierarchy.runner import configure_threads, select_device
 from hierarchy.serve.corrections import CorrectionStore, export_manifest
 from hierarchy.serve.predictor import Predictor, TooLarge, decode_upload
@@ -63,7 +63,7 @@ def build_app(
 ) -> FastAPI:  # fmt: skip
     """The app with its models loaded (once, here), its labels file read and its corrections database open."""
     configure_threads()
-    classifiers = Classifiers.load(models, select_device(device))
+    classifiers = load_classifiers(models, select_device(device))
     labeler = Labeler(classifiers, crop, detect)
     db_path = Path(db) if db else default_db(labels)
     store = CorrectionStore(db_path)

@@ -1,0 +1,143 @@
+"""A run as an ONNX model for serving without our training code, and labelling with it (onnxruntime).
+
+``hierarchy export --model RUN --format onnx`` writes ``<name>.onnx`` and ``<name>.json`` into ``--out``:
+
+- The ONNX graph takes ``images``: uint8 (B, 3, S, S), RGB, each photo or crop letterboxed to S×S (long side
+  resized to S, centred on black padding, as ``hierarchy.data.transforms.letterbox`` does), any batch size. Inside
+  are the ImageNet normalisation, the model's test-time views (mirror, shifted copies; their logits averaged),
+  the temperatures and the hierarchy decoding. Outputs: one probability matrix per head, named by the head
+  (``coarse`` (B, C), ``fine`` (B, F), or attribute heads), in the class order of the JSON's taxonomy.
+- The JSON holds the taxonomy, heads, input size and layout, normalisation, temperatures, test-time views,
+  decoding rule, multi-label thresholds, and the run's settings (crop mode, stage one's detector settings).
+
+``hierarchy label --model model.onnx`` runs the graph with onnxruntime (``OnnxClassifiers``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hierarchy.checkpoint import load_checkpoint
+from hierarchy.config import apply, from_dict, to_dict
+from hierarchy.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PAD_VALUE, to_model_input
+from hierarchy.errors import UserError
+from hierarchy.inference import Classifiers, decode_hierarchy, forward, letterboxed, model_from_checkpoint, scaled
+from hierarchy.taxonomy import build_taxonomy
+
+log = logging.getLogger(__name__)
+FORMAT = 1
+OPSET = 18
+
+
+class Servable(nn.Module):
+    """A checkpoint's network with everything inference adds: normalisation, test-time views, temperatures,
+    hierarchy decoding. uint8 images in, one probability matrix per head out."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        super().__init__()
+        self.cfg = from_dict(state["config"])
+        self.network = (
+            model_from_checkpoint(state, torch.device("cpu")).eval().to(memory_format=torch.contiguous_format)
+        )
+        self.taxonomy = build_taxonomy(state["taxonomy"], source=state.get("path", "checkpoint"))
+        self.heads, self.temperatures = list(state["heads"]), dict(state.get("temperatures", {}))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = to_model_input(images, channels_last=False)
+        logits = forward(self.network, x, self.cfg.model.tta_flip, self.cfg.model.tta_shift)
+        probs = decode_hierarchy(scaled(logits, self.temperatures), self.taxonomy, self.cfg.hierarchy.rule,
+                                 self.cfg.train.multilabel)  # fmt: skip
+        return tuple(probs[h] for h in self.heads)
+
+
+def export_onnx(model: str | Path, out: str | Path, overrides: dict | None = None) -> tuple[Path, Path]:
+    """Write ``<out>/<run name>.onnx`` and its ``.json``; ``overrides`` may change the test-time views
+    (``{"model": {"tta_shift": 0}}``). Returns both paths."""
+    state = load_checkpoint(model)
+    cfg = from_dict(state["config"])
+    apply(cfg, overrides or {})
+    state["config"] = to_dict(cfg)
+    servable = Servable(state)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = Path(state["path"]).parent.parent.name or "model"
+    onnx_path, json_path = out / f"{name}.onnx", out / f"{name}.json"
+    side = cfg.data.image_size
+    example = torch.full((2, 3, side, side), PAD_VALUE, dtype=torch.uint8)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with torch.no_grad():
+        torch.onnx.export(servable, (example,), onnx_path, input_names=["images"], output_names=servable.heads,
+                          dynamic_shapes={"images": {0: batch}}, dynamo=True, opset_version=OPSET,
+                          verbose=False)  # fmt: skip
+    meta = {
+        "format": FORMAT,
+        "source": state["path"],
+        "heads": servable.heads,
+        "taxonomy": state["taxonomy"],
+        "input": {"name": "images", "dtype": "uint8", "shape": ["batch", 3, side, side], "channels": "RGB",
+                  "letterbox": f"long side resized to {side}, centred, padded with {PAD_VALUE}"},
+        "normalisation": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "applied": "inside the graph"},
+        "views": {"tta_flip": cfg.model.tta_flip, "tta_shift": cfg.model.tta_shift, "applied": "inside the graph"},
+        "temperatures": servable.temperatures,
+        "rule": cfg.hierarchy.rule,
+        "multilabel": cfg.train.multilabel,
+        "thresholds": state.get("thresholds"),
+        "config": state["config"],
+    }  # fmt: skip
+    json_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    log.info("exported %s → %s (%.1f MB) and %s", state["path"], onnx_path, onnx_path.stat().st_size / 1e6, json_path)
+    return onnx_path, json_path
+
+
+class OnnxClassifiers:
+    """An exported model under onnxruntime, with the part of ``Classifiers``' interface that labelling uses."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        import onnxruntime
+
+        path = Path(path)
+        meta_path = path.with_suffix(".json")
+        if not path.is_file() or not meta_path.is_file():
+            raise UserError(f"{path} needs its {meta_path.name} beside it: both come from `hierarchy export`")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("format", 0) > FORMAT:
+            raise UserError(f"{meta_path} has format {meta['format']}; this version reads up to {FORMAT}: upgrade")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # truncated or not an ONNX file
+            raise UserError(f"cannot load {path} with onnxruntime: {exc}") from None
+        self.taxonomy = build_taxonomy(meta["taxonomy"], source=str(meta_path))
+        self.heads = list(meta["heads"])
+        self.configs = [from_dict(meta["config"])]
+        self.multilabel = bool(meta["multilabel"])
+        self.thresholds = torch.tensor(meta["thresholds"]) if meta.get("thresholds") else None
+        self.states = [{"path": str(path)}]
+        self.device = torch.device("cpu")
+
+    def probabilities(self, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Probabilities per head for one uint8 batch (B, 3, S, S)."""
+        outputs = self.session.run(self.heads, {"images": inputs[0].contiguous().numpy()})
+        return {h: torch.from_numpy(v) for h, v in zip(self.heads, outputs)}
+
+    def crops(self, images: list, boxes: list) -> dict[str, torch.Tensor]:
+        return self.probabilities([letterboxed(images, boxes, self.configs[0].data.image_size)])
+
+
+def load_classifiers(paths: list[str], device: torch.device, tta_shift: int | None = None):
+    """``Classifiers`` for checkpoints and run folders, ``OnnxClassifiers`` for one exported ``.onnx`` file."""
+    onnx = [p for p in paths if str(p).endswith(".onnx")]
+    if not onnx:
+        return Classifiers.load(paths, device, tta_shift)
+    if len(paths) > 1:
+        raise UserError("an exported .onnx model labels alone: give one --model, or ensemble the run folders")
+    if tta_shift is not None:
+        raise UserError("an exported model's test-time views are fixed: export again with model.tta_shift=N")
+    return OnnxClassifiers(onnx[0])
