@@ -73,7 +73,7 @@ def export_onnx(model: str | Path, out: str | Path, overrides: dict | None = Non
     batch = torch.export.Dim("batch", min=1, max=65536)
     with torch.no_grad():
         torch.onnx.export(servable, (example,), onnx_path, input_names=["images"], output_names=servable.heads,
-                          dynamic_shapes={"images": {0: batch}}, dynamo=True, opset_version=OPSET,
+                          dynamic_shapes={"images": {0: batch}}, dynamo=True, opset_version=OPSET, external_data=False,
                           verbose=False)  # fmt: skip
     meta = {
         "format": FORMAT,

@@ -36,6 +36,7 @@ def exported(coarse_and_fine, tmp_path_factory):
 def test_onnx_probabilities_match_torch_on_256_images(exported):
     run, onnx_path = exported
     meta = json.loads(onnx_path.with_suffix(".json").read_text())
+    assert sorted(p.name for p in onnx_path.parent.iterdir()) == ["fine.json", "fine.onnx"]  # weights inside
     assert meta["heads"] == ["coarse", "fine"] and meta["input"]["shape"] == ["batch", 3, 32, 32]
     assert set(meta["temperatures"]) == {"coarse", "fine"} and meta["views"]["tta_shift"] == 1
     torch_model = Classifiers.load([str(run)], torch.device("cpu"))
