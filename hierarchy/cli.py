@@ -25,6 +25,7 @@ LABEL_FLAGS = [
     ("--batch-size", "batch_size", int),
     ("--workers", "workers", int),
     ("--crop", "crop", str),
+    ("--views", "views", str),
     ("--tta-shift", "tta_shift", int),
     ("--chunk", "chunk", int),
     ("--min-prob", "min_prob", float),
@@ -114,6 +115,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     detect = load_detect_config(settings) if settings else None
     flags = {"out": args.out, "device": args.device, "batch_size": args.batch_size, "workers": args.workers}
     flags |= {"crop": args.crop, "chunk": args.chunk, "tta_shift": args.tta_shift, "min_prob": args.min_prob}
+    flags |= {"views": args.views}
     options = label_options({k: v for k, v in flags.items() if v is not None})
     summary = label.run(paths=paths, models=args.model, options=options, detect=detect)
     if summary["rows_in_output"] or summary["errors_in_output"] or summary["images"]:

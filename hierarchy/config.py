@@ -285,8 +285,17 @@ class LabelConfig:
         'what to classify in each photo; "" = the crop mode the model was trained with (data.crop)',
         choices=("", "image", "person", "pose-garments", "detector"),
     )
+    views: str = setting(
+        "",
+        "test-time views per crop: one (the crop as it is) or model (the views it is evaluated with, "
+        "model.tta_flip and model.tta_shift: up to 10x the classifier's work); \"\" = what the model's owner set "
+        "in label.views when training it, else one",
+        choices=("", "one", "model"),
+    )
     tta_shift: int = setting(
-        -1, "pixels of the shifted test-time views (0 = off, 5x fewer forward passes); -1 = the model's own", low=-1
+        -1,
+        "pixels of the shifted test-time views, replacing what label.views gives (0 = none); -1 = leave it",
+        low=-1,
     )
     chunk: int = setting(256, "images per crash-safe chunk written to OUT.parts/ (what a killed run keeps)", low=1)
     min_prob: float = setting(

@@ -188,15 +188,20 @@ class Classifiers:
         self.models = [model_from_checkpoint(s, device).eval() for s in states]
 
     @classmethod
-    def load(cls, paths: list[str], device: torch.device, tta_shift: int | None = None) -> Classifiers:
-        """Checkpoints (files or run folders); ``tta_shift`` replaces the models' own shifted views (labelling
-        may trade them for speed)."""
+    def load(
+        cls, paths: list[str], device: torch.device, views: str = "model", tta_shift: int | None = None
+    ) -> Classifiers:
+        """Checkpoints (files or run folders) and the test-time views to use: ``views`` "model" (the views each is
+        evaluated with), "one" (the crop as it is) or "" (what its owner set in ``label.views``, else one: the
+        labelling default); ``tta_shift`` then replaces the shifted views."""
         states = [load_checkpoint(p) for p in paths]
-        if tta_shift is not None:
-            for state in states:
-                cfg = from_dict(state["config"])
+        for state in states:
+            cfg = from_dict(state["config"])
+            if (views or cfg.label.views or "one") == "one":
+                apply(cfg.model, {"tta_flip": False, "tta_shift": 0}, "model.")
+            if tta_shift is not None:
                 apply(cfg.model, {"tta_shift": tta_shift}, "model.")
-                state["config"] = to_dict(cfg)
+            state["config"] = to_dict(cfg)
         return cls(states, device)
 
     def logits(self, k: int, batch: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -131,13 +131,14 @@ class OnnxClassifiers:
         return self.probabilities([letterboxed(images, boxes, self.configs[0].data.image_size)])
 
 
-def load_classifiers(paths: list[str], device: torch.device, tta_shift: int | None = None):
-    """``Classifiers`` for checkpoints and run folders, ``OnnxClassifiers`` for one exported ``.onnx`` file."""
+def load_classifiers(paths: list[str], device: torch.device, views: str = "", tta_shift: int | None = None):
+    """``Classifiers`` for checkpoints and run folders (``views`` and ``tta_shift`` as in ``Classifiers.load``;
+    "" = the labelling default), ``OnnxClassifiers`` for one exported ``.onnx`` file (its views are baked in)."""
     onnx = [p for p in paths if str(p).endswith(".onnx")]
     if not onnx:
-        return Classifiers.load(paths, device, tta_shift)
+        return Classifiers.load(paths, device, views, tta_shift)
     if len(paths) > 1:
         raise UserError("an exported .onnx model labels alone: give one --model, or ensemble the run folders")
-    if tta_shift is not None:
-        raise UserError("an exported model's test-time views are fixed: export again with model.tta_shift=N")
+    if views or tta_shift is not None:
+        raise UserError("an exported model's test-time views are fixed: export again with model.tta_flip / tta_shift")
     return OnnxClassifiers(onnx[0])

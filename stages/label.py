@@ -43,7 +43,7 @@ def run(paths: list[str], models: list[str], options: LabelConfig, detect: Detec
     done = store.finished()
     todo = [it for it in items if image_key({"root": it.root, "path": it.path}) not in done]
     mine = todo[rank::world]  # disjoint shares; every rank writes its own chunks
-    classifiers = load_classifiers(models, dev, None if options.tta_shift < 0 else options.tta_shift)
+    classifiers = load_classifiers(models, dev, options.views, None if options.tta_shift < 0 else options.tta_shift)
     labeler = Labeler(classifiers, options.crop, detect, batch_size)
     if len(todo) < len(items):
         log.info("%d of %d images are already labelled in %s: continuing", len(items) - len(todo), len(items), out)

@@ -65,9 +65,14 @@ def test_label_rows_errors_and_formats(labeller, tmp_path):
     assert list(kept["fine"].to_numpy()[~(low_fine | low_coarse)]) == list(rows["fine"][~(low_fine | low_coarse)])
     assert (kept["coarse"].to_numpy()[low_fine & ~low_coarse] != "").all()  # fine withheld, coarse kept
     assert set(kept["abstained"]) <= {"", "fine", "coarse,fine"} and (kept["abstained"] != "").sum() >= low_fine.sum()
-    assert Classifiers.load([str(model)], torch.device("cpu")).configs[0].model.tta_shift == 1  # the model's own
-    shifts = Classifiers.load([str(model)], torch.device("cpu"), tta_shift=0).configs[0].model.tta_shift
-    assert shifts == 0  # --tta-shift
+
+    def views(*args, **kwargs) -> tuple[bool, int]:
+        model_cfg = Classifiers.load([str(model)], torch.device("cpu"), *args, **kwargs).configs[0].model
+        return model_cfg.tta_flip, model_cfg.tta_shift
+
+    assert views() == views("model") == (True, 1)  # evaluation: the model's own views
+    assert views("") == views("one") == (False, 0)  # labelling: one view, unless the owner set label.views=model
+    assert views("model", tta_shift=0) == (True, 0)  # --views model --tta-shift 0
     with pytest.raises(UserError, match="model.tta_shift=-1 is out of range"):  # before any image is read
         Classifiers.load([str(model)], torch.device("cpu"), tta_shift=-1)
 
