@@ -57,14 +57,19 @@ def fit_temperatures(
     return temperatures
 
 
+def confidence_bins(probs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the top-1 probability, whether top-1 is right, and its bin of ``BINS`` equal-width bins."""
+    confidence = probs.max(1)
+    return confidence, probs.argmax(1) == targets, np.minimum((confidence * BINS).astype(int), BINS - 1)
+
+
 def calibration_metrics(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """ECE (``BINS`` equal-width bins of the top-1 probability), NLL and Brier score over the labelled rows."""
     keep = targets >= 0
     probs, targets = probs[keep], targets[keep]
     if not len(targets):
         return {}
-    confidence, correct = probs.max(1), probs.argmax(1) == targets
-    bins = np.minimum((confidence * BINS).astype(int), BINS - 1)
+    confidence, correct, bins = confidence_bins(probs, targets)
     ece = sum(
         abs(correct[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).mean()
         for b in range(BINS)
@@ -89,8 +94,7 @@ def reliability_diagram(curves: dict[str, tuple[np.ndarray, np.ndarray]], title:
     ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfectly calibrated")
     for name, (probs, targets) in curves.items():
         keep = targets >= 0
-        confidence, correct = probs[keep].max(1), probs[keep].argmax(1) == targets[keep]
-        bins = np.minimum((confidence * BINS).astype(int), BINS - 1)
+        confidence, correct, bins = confidence_bins(probs[keep], targets[keep])
         used = [b for b in range(BINS) if (bins == b).any()]
         ece = calibration_metrics(probs, targets)["ece"]
         ax.plot([confidence[bins == b].mean() for b in used], [correct[bins == b].mean() for b in used],

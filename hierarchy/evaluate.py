@@ -193,6 +193,11 @@ def evaluate_run(
         dataset = build_test(cfg.data, taxonomy, cfg.detect, where)
     else:
         dataset = build_splits(cfg.data, taxonomy, cfg.train.seed, cfg.detect, where)[1]
+        if dataset is None and calibrate:
+            raise UserError(
+                f"{model} trained on every training image (data.val_fraction=0): there is no validation split to "
+                "fit temperatures on; retrain with data.val_fraction=0.1 (the default)"
+            )
         if dataset is None:
             raise UserError(f"{model} trained on every training image (data.val_fraction=0): use --split test")
     out_dir = Path(out) if out else Path(state["path"]).parent.parent / split

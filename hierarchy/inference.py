@@ -232,11 +232,6 @@ class Classifiers:
         """Probabilities per head for crops ``(image, box in that image's pixels or None for all of it)``."""
         return self.probabilities([letterboxed(images, boxes, cfg.data.image_size) for cfg in self.configs])
 
-    def dataset(self, loader, skips: SkipLog | None = None) -> tuple[dict, dict, list[str]]:
-        """Probabilities for every readable sample of a loader (already letterboxed to the models' size):
-        ``({head: (N, K)}, {head: (N,)} targets, sources)``."""
-        return over_loader(loader, lambda batch: self.probabilities([batch.images] * len(self.models)), skips)
-
     def dataset_logits(self, loader, skips: SkipLog | None = None) -> tuple[dict, dict, list[str]]:
         """The first model's logits for every readable sample of a loader (for calibration and its report)."""
         return over_loader(loader, lambda batch: {h: v.cpu() for h, v in self.logits(0, batch.images).items()}, skips)
