@@ -212,6 +212,28 @@ def save_results(name: str, title: str, results: dict, report: str, kept: str) -
     return out
 
 
+def save_kind_results(name: str, title: str, intro: str, results: dict, report: str, kept: str) -> None:
+    """Write benchmarks/results/<name>.json and .md with one section per machine kind (``results["kind"]``): this
+    run replaces its own kind's section only. The .md keeps the part of its earlier version from the heading
+    ``kept`` on (written by hand) below the sections."""
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    kinds = json.loads(path.read_text()).get("kinds", {}) if path.exists() else {}
+    kinds[results["kind"]] = {**results, "text": report}
+    path.write_text(json.dumps({"kinds": kinds}, indent=2, ensure_ascii=False))
+    md = out / f"{name}.md"
+    earlier = md.read_text(encoding="utf-8") if md.exists() else ""
+    section = earlier[earlier.index(kept) :] if kept in earlier else ""
+    sections = [
+        f"## {kind} ({', '.join(filter(None, [r.get('date'), r.get('device')]))})\n\n{r['text']}\n"
+        for kind, r in kinds.items()
+    ]
+    md.write_text(
+        f"# {title}\n\n{intro}\n\n" + "\n".join(sections) + ("\n" + section if section else ""), encoding="utf-8"
+    )
+
+
 def write_results(results: dict, name: str) -> None:
     """Print the table and write benchmarks/results/<name>.json and .md."""
     rows = [{"arm": arm, **m} for arm, m in results["arms"].items()]

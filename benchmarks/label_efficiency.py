@@ -142,6 +142,8 @@ def cpu_kind() -> str:
         return platform.processor()
     model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Model name")), "?")
     native = any(flag in text for flag in ("avx512_bf16", "amx_tile"))
+    if native and os.environ.get("HIERARCHY_FP32_EMULATED"):
+        return f"{model}, fp32 emulated (native bf16 turned off by benchmarks/fp32_site)"
     return f"{model}, {'native bf16' if native else 'no native bf16 (fp32)'}"
 
 

@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fashion_mnist import hierarchy_cmd, run_child, save_results  # noqa: E402
+from benchmarks.fashion_mnist import hierarchy_cmd, run_child, save_kind_results  # noqa: E402
 from benchmarks.gpu_check import photo_folder  # noqa: E402
 from benchmarks.label_efficiency import cpu_kind  # noqa: E402
 from hierarchy.abstention import abstain  # noqa: E402
@@ -105,19 +105,24 @@ def main() -> None:
     total = sum(seconds.values())
     rows = [{"phase": k, "ms_per_photo": round(1000 * v / args.images, 2), "share": f"{v / total:.1%}"}
             for k, v in seconds.items()]  # fmt: skip
-    results = {"cpu": cpu_kind(), "threads": torch.get_num_threads(), "model": model, "images": args.images,
+    results = {"kind": cpu_kind(), "date": time.strftime("%Y-%m-%d"), "threads": torch.get_num_threads(),
+               "model": model, "images": args.images,
                "crops": crops, "crop": args.crop, "views": args.views, "phases": rows,
                "sum_ms_per_photo": round(1000 * total / args.images, 2),
                "labeler_ms_per_photo": round(1000 * labeler_s / args.images, 2)}  # fmt: skip
     text = (
-        f"CPU: {results['cpu']}, {results['threads']} threads. {args.images} photos (the packaged photos with "
+        f"{results['threads']} threads. {args.images} photos (the packaged photos with "
         f"people, in turn), {crops} crops, `--crop {args.crop} --views {args.views}`, model `{model}`.\n\n"
         + format_table(rows, ["phase", "ms_per_photo", "share"])
         + f"\n\nSum of the phases: {results['sum_ms_per_photo']} ms per photo; `hierarchy label` itself over the "
         f"same photos (its loop, from first photo to last): {results['labeler_ms_per_photo']} ms per photo.\n"
     )
     print(text)
-    save_results("label_profile", "Where hierarchy label's time goes", results, text, FINDINGS)
+    save_kind_results(
+        "label_profile", "Where hierarchy label's time goes",
+        "`python benchmarks/label_profile.py --model RUN`: one section per CPU kind (`lscpu` model name, and whether "
+        "bf16 is native); each section is that machine's latest run.", results, text, FINDINGS,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,11 +8,14 @@ Table 1 (photos, YOLO11n-pose at 640 px + a garment classifier on pose regions, 
     loop: ultralytics predict on 16 images at once, then one classifier forward per image's crops;
 (c) the detector alone at its best setting here: our Detector (OpenVINO, batched by shape, all threads) over
     the folder, decoding included, no classification and no writing;
-(a') and (c'): (a) and (c) with the torch backend (bf16) instead of OpenVINO.
+(a') and (c'): (a) and (c) with the torch backend (bf16 where native) instead of OpenVINO.
 Table 2: peak RSS of ``hierarchy label`` on 1,000 vs 10,000 small images (whole-image crops).
 Every arm runs in its own process; peak RSS is that process's own (wait4), not the machine's.
 
-Usage: python benchmarks/label_throughput.py [--images 192] [--rounds 3]
+With ``--emulate-fp32`` every arm runs with benchmarks/fp32_site on its path: a CPU with native bf16 then behaves
+like one without (torch, oneDNN and OpenVINO at fp32), and the results get a section of their own.
+
+Usage: python benchmarks/label_throughput.py [--images 192] [--rounds 3] [--emulate-fp32]
 Writes benchmarks/results/label_throughput.{json,md}.
 """
 
@@ -33,7 +36,7 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fashion_mnist import hierarchy_cmd, run_child  # noqa: E402
+from benchmarks.fashion_mnist import hierarchy_cmd, run_child, save_kind_results  # noqa: E402
 from benchmarks.label_efficiency import cpu_kind  # noqa: E402
 from benchmarks.photos import PHOTOS, small_people_frames  # noqa: E402
 from hierarchy.metrics import format_table  # noqa: E402
@@ -109,7 +112,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=192, help="photos in the throughput folder")
     parser.add_argument("--rounds", type=int, default=3, help="runs of every arm; the table shows the median")
+    parser.add_argument("--emulate-fp32", action="store_true", help="run every arm as on a CPU without native bf16")
     args = parser.parse_args()
+    if args.emulate_fp32:  # the children inherit it; this process's own torch is not timed
+        site = str(ROOT / "benchmarks" / "fp32_site")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
+        os.environ["HIERARCHY_FP32_EMULATED"] = "1"  # names this run's section
     work = Path(tempfile.mkdtemp(prefix="label-bench-"))
     photos = work / "photos"
     photos.mkdir()
@@ -136,7 +144,7 @@ def main() -> None:
                                                          "detector"],
         "(a') hierarchy label, detect.backend=torch": hierarchy_cmd("label", str(photos), "--model", str(model),
                                                                     SINGLE_PASS, "detect.backend=torch"),
-        "(c') detector alone, torch bf16": [sys.executable, "-c", NAIVE, str(photos), str(model), "detector-torch"],
+        "(c') detector alone, torch": [sys.executable, "-c", NAIVE, str(photos), str(model), "detector-torch"],
     }  # fmt: skip
     runs: dict[str, list[dict]] = {name: [] for name in arms}
     for r in range(args.rounds):  # arms take turns, so a slow spell of this machine hits every arm alike
@@ -193,23 +201,11 @@ def main() -> None:
         + f"\n\nPeak RSS growth from 1,000 to 10,000 images: {growth:+.1f} MB."
     )
     print(text)
-    write_kind(results, text)
-
-
-def write_kind(results: dict, text: str) -> None:
-    """label_throughput.{json,md} hold one section per machine kind: this run replaces its own kind's only."""
-    out = ROOT / "benchmarks" / "results"
-    path = out / "label_throughput.json"
-    earlier = json.loads(path.read_text()) if path.exists() else {}
-    kinds = earlier.get("kinds", {})
-    kinds[results["kind"]] = {**results, "text": text}
-    path.write_text(json.dumps({"kinds": kinds}, indent=2))
-    sections = [f"## {kind} ({r['date']}, {r['device']})\n\n{r['text']}\n" for kind, r in kinds.items()]
-    (out / "label_throughput.md").write_text(
-        "# Batch labeler: throughput and memory\n\n`python benchmarks/label_throughput.py`: one section per CPU "
-        "kind (`lscpu` model name, and whether bf16 is native); each section is that machine's latest run.\n\n"
-        + "\n".join(sections)
-    )
+    save_kind_results(
+        "label_throughput", "Batch labeler: throughput and memory",
+        "`python benchmarks/label_throughput.py`: one section per CPU kind (`lscpu` model name, and whether bf16 is "
+        "native); each section is that machine's latest run.", results, text, "## Findings",
+    )  # fmt: skip
 
 
 def make_tiny(folder: Path, n: int) -> None:
