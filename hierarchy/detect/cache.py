@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 from hierarchy.config import DetectConfig
@@ -20,6 +21,9 @@ from hierarchy.detect.yolo import resolve_detector_weights
 from hierarchy.image_files import file_hash, open_image
 
 log = logging.getLogger(__name__)
+# Settings that change how detection runs, never what it finds: the weights enter the key by their content, the
+# backend as the one that actually ran.
+NOT_IN_KEY = ("weights", "batch", "cache_dir", "backend")
 
 
 @functools.lru_cache(maxsize=8)
@@ -36,8 +40,8 @@ def config_key(cfg: DetectConfig, weights: Path, device: str, backend: str = "")
     """
     stat = weights.stat()
     digest = file_digest(weights.resolve(), stat.st_size, stat.st_mtime_ns)
-    keys = ("conf", "iou", "imgsz", "max_imgsz", "small", "max_det", "kpt_conf", "amp")
-    settings = {k: getattr(cfg, k) for k in keys} | {"backend": backend or detector_backend(cfg.backend, device)}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}  # a new setting is in by default
+    settings["backend"] = backend or detector_backend(cfg.backend, device)
     return hashlib.sha256(json.dumps([digest, settings], sort_keys=True).encode()).hexdigest()[:16]
 
 

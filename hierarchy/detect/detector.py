@@ -37,13 +37,21 @@ class Region:
     box: Box
     conf: float
     person: int = -1  # index of the person a garment region belongs to; -1 for people and whole images
+    keypoints: tuple | None = None  # a pose model's person: 17 COCO keypoints as (x, y, confidence)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "box": [round(v, 1) for v in self.box], "conf": round(self.conf, 4)}
+        d = {**asdict(self), "box": [round(v, 1) for v in self.box], "conf": round(self.conf, 4)}
+        if self.keypoints is None:
+            del d["keypoints"]
+        else:
+            d["keypoints"] = [[round(x, 1), round(y, 1), round(c, 3)] for x, y, c in self.keypoints]
+        return d
 
     @staticmethod
     def from_dict(d: dict) -> Region:
-        return Region(d["kind"], tuple(d["box"]), d["conf"], d.get("person", -1))
+        points = d.get("keypoints")
+        points = None if points is None else tuple(tuple(p) for p in points)
+        return Region(d["kind"], tuple(d["box"]), d["conf"], d.get("person", -1), points)
 
 
 @dataclass
@@ -71,11 +79,14 @@ class Found:
 class Detector:
     """Batched, two-scale inference over ultralytics.
 
-    Every image runs at ``imgsz``; frames larger than 1.5x that run again at ``max_imgsz``, which decides
-    about the small objects (under ``small`` of the frame height; see add_small). Distant people in CCTV
-    and street frames are then found at 2x resolution, while close-up people keep the whole-image context
-    of the first pass (a single 1280 px pass splits and merges large people into spurious boxes).
-    Images are grouped by padded shape so each batch letterboxes tightly.
+    Every image runs at ``imgsz``. What that first pass saw decides whether to look again at ``max_imgsz``
+    (``second_pass=seen``): when it found nobody taller than ``small`` of the frame height but has a candidate
+    (``hint_conf``) of someone shorter, distant people are likely, and the closer look decides about the small
+    ones (see add_small), whatever the frame's size: a 768x576 surveillance frame gains as much as a 1920x1080
+    one. A close-up, where someone tall was found, keeps the whole-image context of the first pass (a single
+    1280 px pass splits and merges large people into spurious boxes), and so does a photo where the first pass
+    saw no one at all. ``second_pass=large-frames`` is the earlier rule: every frame over 1.5x ``imgsz`` runs
+    again. Images are grouped by padded shape so each batch letterboxes tightly.
     """
 
     def __init__(self, cfg: DetectConfig, device: str = "cpu") -> None:
@@ -120,16 +131,31 @@ class Detector:
 
     def __call__(self, images: list[Image.Image], scales: list[float] | None = None) -> list[list[Region]]:
         """Regions per image; ``scales`` map each image's pixels to its full-size original (see open_image)."""
+        cfg = self.cfg
         scales = scales or [1.0] * len(images)
-        found = self.predict(images, scales, self.cfg.imgsz)
-        large = [i for i, im in enumerate(images) if max(im.size) * scales[i] >= 1.5 * self.cfg.imgsz]
-        if self.cfg.max_imgsz > self.cfg.imgsz and large:
-            closer = self.predict([images[i] for i in large], [scales[i] for i in large], self.cfg.max_imgsz)
-            for i, extra in zip(large, closer):
-                found[i] = add_small(found[i], extra, images[i].height * scales[i], self.cfg.small)
+        two_passes = cfg.max_imgsz > cfg.imgsz
+        hints = two_passes and cfg.second_pass == "seen"  # the first pass also keeps weaker candidates
+        candidates = self.predict(images, scales, cfg.imgsz, min(cfg.conf, cfg.hint_conf) if hints else cfg.conf)
+        found = [c.take(c.conf >= cfg.conf) for c in candidates]
+        again = [
+            i for i, im in enumerate(images) if two_passes and self.looks_again(candidates[i], found[i], im, scales[i])
+        ]
+        if again:
+            closer = self.predict([images[i] for i in again], [scales[i] for i in again], cfg.max_imgsz, cfg.small_conf)
+            for i, extra in zip(again, closer):
+                found[i] = add_small(found[i], extra, images[i].height * scales[i], cfg.small)
         return [self.regions(f, im.width * s, im.height * s) for f, im, s in zip(found, images, scales)]
 
-    def predict(self, images: list[Image.Image], scales: list[float], side: int) -> list[Found]:
+    def looks_again(self, candidates: Found, found: Found, image: Image.Image, scale: float) -> bool:
+        """Whether the second pass runs on this image (see the class docstring)."""
+        if self.cfg.second_pass == "large-frames":
+            return max(image.size) * scale >= 1.5 * self.cfg.imgsz
+        limit = self.cfg.small * image.height * scale
+        tall = (found.boxes[:, 3] - found.boxes[:, 1]) >= limit
+        short = (candidates.boxes[:, 3] - candidates.boxes[:, 1]) < limit
+        return not tall.any() and bool((short & (candidates.conf >= self.cfg.hint_conf)).any())
+
+    def predict(self, images: list[Image.Image], scales: list[float], side: int, conf: float) -> list[Found]:
         groups: dict[tuple[int, int], list[int]] = {}
         inputs, factors = [], []
         for i, image in enumerate(images):
@@ -154,7 +180,7 @@ class Detector:
                 chunk = members[start : start + self.cfg.batch]
                 with autocast(self.torch_device, self.cfg.amp), torch_threads_kept():
                     results = self.model.predict(
-                        [inputs[i] for i in chunk], imgsz=side, conf=self.cfg.conf, iou=self.cfg.iou,
+                        [inputs[i] for i in chunk], imgsz=side, conf=conf, iou=self.cfg.iou,
                         max_det=self.cfg.max_det, device=self.device, verbose=False,
                     )  # fmt: skip
                 for i, result in zip(chunk, results):
@@ -176,7 +202,8 @@ class Detector:
             if self.model.task == "detect":
                 regions.append(Region(self.names[int(cls)], box_tuple, float(conf)))
                 continue
-            regions.append(Region("person", box_tuple, float(conf)))
+            points = None if found.keypoints is None else tuple(tuple(float(v) for v in p) for p in found.keypoints[n])
+            regions.append(Region("person", box_tuple, float(conf), keypoints=points))
             if found.keypoints is not None:
                 for kind, part in garment_regions(box, found.keypoints[n], self.cfg.kpt_conf).items():
                     regions.append(Region(kind, part, float(conf), person=n))

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 COLUMNS = ["image", "kind", "person", "x1", "y1", "x2", "y2", "conf", "error"]
 COLOURS = {"person": "#ffcc00", "hat": "#ff4d4d", "top": "#33cc33", "bottom": "#3399ff", "shoe": "#cc66ff"}
 PREVIEW_SIDE = 1280  # previews are for eyes, not pixels: long side capped
+# COCO keypoint pairs joined in the preview's skeletons (0 nose, 5/6 shoulders, 11/12 hips, 15/16 ankles)
+SKELETON = [(5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12), (11, 13), (13, 15), (12, 14),
+            (14, 16), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)]  # fmt: skip
 
 
 def rows_for(image: str, regions: list[Region] | None, error: str | None) -> list[dict]:
@@ -43,8 +46,9 @@ def save_detections(rows: list[dict], out: Path) -> None:
             writer.writerows(rows)
 
 
-def draw_preview(image_path: str, regions: list[Region], folder: Path) -> Path:
-    """The image with every region's box and name drawn on it, long side at most PREVIEW_SIDE."""
+def draw_preview(image_path: str, regions: list[Region], folder: Path, kpt_conf: float = 0.5) -> Path:
+    """The image with every region's box and name drawn on it, and each person's visible keypoints (at least
+    ``kpt_conf``) joined as a skeleton; long side at most PREVIEW_SIDE."""
     image, scale = open_image(image_path, max_side=PREVIEW_SIDE)
     factor = min(1.0, PREVIEW_SIDE / max(image.size))
     image = image.resize((round(image.width * factor), round(image.height * factor))) if factor < 1 else image
@@ -57,6 +61,14 @@ def draw_preview(image_path: str, regions: list[Region], folder: Path) -> Path:
         draw.rectangle(box, outline=colour, width=width)
         name = r.kind if r.kind in ("person", "image") or r.person < 0 else f"{r.kind} {r.person}"
         draw.text((box[0] + width + 1, box[1] + width), f"{name} {r.conf:.2f}", fill=colour)
+        if r.keypoints:
+            points = [(x * to_preview, y * to_preview, c) for x, y, c in r.keypoints]
+            for a, b in SKELETON:
+                if points[a][2] >= kpt_conf and points[b][2] >= kpt_conf:
+                    draw.line([points[a][:2], points[b][:2]], fill="#00e5ff", width=max(1, width // 2))
+            for x, y, c in points:
+                if c >= kpt_conf:
+                    draw.ellipse([x - width, y - width, x + width, y + width], fill="#ff2d95")
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{Path(image_path).stem}.jpg"
     image.save(target, quality=90)
@@ -74,7 +86,7 @@ def detect_to_file(paths: list[str], out: str, cfg: DetectConfig, device: str, p
     for image in images:
         rows += rows_for(image, regions.get(image), errors.get(image))
         if preview and image in regions:
-            draw_preview(image, regions[image], Path(preview).expanduser())
+            draw_preview(image, regions[image], Path(preview).expanduser(), cfg.kpt_conf)
     save_detections(rows, target)
     people = sum(r["kind"] == "person" for r in rows)
     fallback = sum(r["kind"] == "image" for r in rows)
