@@ -271,6 +271,9 @@ class DetectConfig:
     kpt_conf: float = setting(
         0.5, "a keypoint counts as visible at this confidence (garment regions need visible joints)", low=0, high=1
     )
+    min_keypoints: int = setting(
+        0, "pose models: a person needs this many visible keypoints (kpt_conf); 0 = no test", low=0, high=17
+    )
     batch: int = setting(8, "images per forward pass, grouped by padded shape", low=1)
     amp: bool = setting(True, "torch backend: bf16 where the hardware does bf16 natively (recent GPUs and CPUs)")
     backend: str = setting(

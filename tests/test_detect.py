@@ -416,3 +416,10 @@ def test_second_pass_follows_what_the_first_pass_saw(monkeypatch):
         self, im, sc, side, conf))  # fmt: skip
     close_up = detector([Image.open(ZIDANE).convert("RGB")])[0]
     assert sides == [640] and sum(r.kind == "person" for r in close_up) == 2
+
+
+def test_min_keypoints_drops_people_without_visible_joints():
+    bus = Image.open(BUS).convert("RGB")
+    people = {k: sum(r.kind == "person" for r in Detector(DetectConfig(min_keypoints=k))([bus])[0]) for k in (0, 5, 17)}
+    # the man cut by the photo's left border shows no visible joint: the price of the test; one walker shows all 17
+    assert (people[0], people[5], people[17]) == (4, 3, 1)

@@ -68,6 +68,10 @@ class Found:
             self.boxes[keep], self.conf[keep], self.cls[keep], None if self.keypoints is None else self.keypoints[keep]
         )
 
+    def visible(self, min_conf: float) -> np.ndarray:
+        """(N,) how many keypoints of each detection are visible (confidence at least ``min_conf``)."""
+        return (self.keypoints[..., 2] >= min_conf).sum(1)
+
     def join(self, other: Found) -> Found:
         points = None if self.keypoints is None else np.concatenate([self.keypoints, other.keypoints])
         return Found(
@@ -144,6 +148,8 @@ class Detector:
             closer = self.predict([images[i] for i in again], [scales[i] for i in again], cfg.max_imgsz, cfg.small_conf)
             for i, extra in zip(again, closer):
                 found[i] = add_small(found[i], extra, images[i].height * scales[i], cfg.small)
+        if cfg.min_keypoints:  # a pose model's invented people (fruit, animals, car fronts) show few joints
+            found = [f if f.keypoints is None else f.take(f.visible(cfg.kpt_conf) >= cfg.min_keypoints) for f in found]
         return [self.regions(f, im.width * s, im.height * s) for f, im, s in zip(found, images, scales)]
 
     def looks_again(self, candidates: Found, found: Found, image: Image.Image, scale: float) -> bool:
