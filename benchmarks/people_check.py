@@ -27,7 +27,7 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.ops import box_iou
 
-from benchmarks.photos import BUS, GRACE, PERSON_CUTS, package_dir
+from benchmarks.photos import BUS, GRACE, PERSON_CUTS, cctv_look, package_dir, paste_person
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")  # Debian package opencv-doc
 ZIDANE = package_dir("ultralytics") / "assets" / "zidane.jpg"
@@ -157,16 +157,9 @@ def composite(k: int, cuts: dict, rng: random.Random) -> tuple[Image.Image, list
             if rng.random() < 0.5:
                 cut = ImageOps.mirror(cut)
             h = max(MIN_HEIGHT, int(height * rng.uniform(*shares)))
-            w = max(1, round(cut.width * h / cut.height))
-            for _ in range(50):  # a spot that overlaps no one pasted before
-                x, y = rng.randint(0, width - w), rng.randint(int(0.2 * height), height - h)
-                box = (x, y, x + w, y + h)
-                if all(box[2] < b[0] - 4 or box[0] > b[2] + 4 or box[3] < b[1] or box[1] > b[3] for b in boxes):
-                    frame.paste(cut.resize((w, h), Image.BICUBIC), (x, y))
-                    boxes.append(box)
-                    break
-    if k % 3 == 2:  # a grey, low-contrast CCTV look
-        frame = ImageOps.autocontrast(frame.convert("L"), cutoff=0).point(lambda v: 40 + v * 0.6).convert("RGB")
+            paste_person(frame, cut, h, boxes, rng, top=int(0.2 * height), gap=4)
+    if k % 3 == 2:
+        frame = cctv_look(frame)
     return frame, boxes, kind
 
 

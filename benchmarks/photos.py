@@ -56,18 +56,29 @@ def small_people_frames(folder: Path, n: int = 12, seed: int = 0) -> list[tuple[
             cut = rng.choice(cuts)
             if rng.random() < 0.5:
                 cut = ImageOps.mirror(cut)
-            height = int(1080 * rng.uniform(0.10, 0.20))
-            width = max(1, round(cut.width * height / cut.height))
-            for _ in range(50):  # find a free spot
-                x, y = rng.randint(0, 1920 - width), rng.randint(200, 1080 - height)
-                box = (x, y, x + width, y + height)
-                if all(box[2] < b[0] - 10 or box[0] > b[2] + 10 or box[3] < b[1] or box[1] > b[3] for b in boxes):
-                    frame.paste(cut.resize((width, height), Image.BICUBIC), (x, y))
-                    boxes.append(box)
-                    break
-        if k % 3 == 2:  # a grey, low-contrast CCTV look
-            frame = ImageOps.autocontrast(frame.convert("L"), cutoff=0).point(lambda v: 40 + v * 0.6).convert("RGB")
+            paste_person(frame, cut, int(1080 * rng.uniform(0.10, 0.20)), boxes, rng, top=200, gap=10)
+        if k % 3 == 2:
+            frame = cctv_look(frame)
         path = folder / f"frame{k:02d}.jpg"
         frame.save(path, quality=85)
         frames.append((path, boxes))
     return frames
+
+
+def paste_person(frame: Image.Image, cut: Image.Image, height: int, boxes: list, rng: random.Random, top: int,
+                 gap: int) -> None:  # fmt: skip
+    """Paste ``cut`` ``height`` px tall below row ``top``, at least ``gap`` px beside every box in ``boxes``, and
+    add its box there; a person with no free spot after 50 tries is left out."""
+    width = max(1, round(cut.width * height / cut.height))
+    for _ in range(50):
+        x, y = rng.randint(0, frame.width - width), rng.randint(top, frame.height - height)
+        box = (x, y, x + width, y + height)
+        if all(box[2] < b[0] - gap or box[0] > b[2] + gap or box[3] < b[1] or box[1] > b[3] for b in boxes):
+            frame.paste(cut.resize((width, height), Image.BICUBIC), (x, y))
+            boxes.append(box)
+            return
+
+
+def cctv_look(frame: Image.Image) -> Image.Image:
+    """A grey, low-contrast surveillance-camera look."""
+    return ImageOps.autocontrast(frame.convert("L"), cutoff=0).point(lambda v: 40 + v * 0.6).convert("RGB")
