@@ -7,17 +7,18 @@ second pass decided by what the first pass saw: configs/detector.yaml).
 
 ``--tune`` chooses the second pass's settings instead: it runs the passes once per photo of the tuning half
 only, then scores a grid of settings from them (keypoint tests on the second pass's people and on everyone
-included) and prints the best that keep within 2.5x the cost of a single 640 px pass and 0.1 false people per
-photo. The held-out half is never looked at by ``--tune``.
+included) and prints the best that keep within 2.3x the cost of a single 640 px pass (a margin under the goal's
+2.5x) and 0.1 false people per photo. The held-out half is never looked at by ``--tune``.
 
 Usage: python benchmarks/detect_recall.py [--tune]   (needs Debian's opencv-doc: apt-get install opencv-doc)
-Writes benchmarks/results/detect_recall.{json,md} (without --tune).
+Writes benchmarks/results/detect_recall.{json,md}; --tune writes every scored setting to detect_tuning.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import tempfile
 import time
@@ -37,7 +38,8 @@ from hierarchy.detect.detector import add_small  # noqa: E402
 from hierarchy.image_files import open_image  # noqa: E402
 from hierarchy.metrics import format_table  # noqa: E402
 
-OLD_DEFAULT = ["detect.second_pass=large-frames", "detect.conf=0.25", "detect.small=0.3"]
+OLD_DEFAULT = ["detect.second_pass=large-frames", "detect.conf=0.25", "detect.small=0.3", "detect.small_conf=0.25",
+               "detect.small_keypoints=0"]  # fmt: skip
 SETTINGS = {
     "single pass 640": ["detect.imgsz=640", "detect.max_imgsz=0"],
     "single pass 1280": ["detect.imgsz=1280", "detect.max_imgsz=0"],
@@ -46,6 +48,9 @@ SETTINGS = {
     "new default, detect.min_keypoints=5": ["detect.min_keypoints=5"],
 }
 FINDINGS = "## Findings"
+# --tune keeps settings under 2.3x, not the goal's 2.5x: a setting's measured cost moves by up to a tenth between
+# runs and between the halves, and the held-out half must stay within 2.5x
+TUNE_COST = 2.3
 
 
 def measure(photos: list, overrides: list[str]) -> dict[str, dict]:
@@ -134,8 +139,8 @@ def tune(photos: list) -> None:
             start = time.perf_counter()
             found = detector.predict([image], [scale], side, 0.05)[0]
             passes[photo.name, side] = found, time.perf_counter() - start, image.height * scale
-    grid = itertools.product((0.25, 0.35, 0.45), (0.25, 0.35), (960, 1280), (0.3, 0.4, 0.5), (None, 0.05, 0.1),
-                             (0, 5, 8), (0, 3, 5))  # fmt: skip
+    grid = itertools.product((0.25, 0.35, 0.45), (0.1, 0.15, 0.25, 0.35), (960, 1280), (0.3, 0.4, 0.5),
+                             (None, 0.02, 0.05, 0.1), (0, 5, 8), (0, 3, 5))  # fmt: skip
     rows = []
     for conf, small_conf, side, small, hint, keypoints, everyone in grid:
         measured = {}
@@ -157,9 +162,11 @@ def tune(photos: list) -> None:
         setting = {"conf": conf, "small_conf": small_conf, "max_imgsz": side, "small": small, "hint_conf": hint,
                    "second_pass_keypoints": keypoints, "keypoints": everyone}  # fmt: skip
         rows.append({**setting, **summarise(photos, measured, baseline)})
-    allowed = [r for r in rows if r["cost_vs_640"] <= 2.5 and r["false_per_photo"] <= 0.1]
+    (ROOT / "benchmarks" / "results" / "detect_tuning.json").write_text(json.dumps(rows, indent=1))
+    allowed = [r for r in rows if r["cost_vs_640"] <= TUNE_COST and r["false_per_photo"] <= 0.1]
     allowed.sort(key=lambda r: (-r["recall"], r["cost_vs_640"]))
-    print(f"{len(rows)} settings scored on the tuning half, {len(allowed)} within the cost and false-people limits:")
+    print(f"{len(rows)} settings scored on the tuning half, {len(allowed)} within {TUNE_COST}x the cost of a single "
+          "640 px pass and 0.1 false people per photo:")  # fmt: skip
     print(format_table(allowed[:15], list(allowed[0])) if allowed else "none")
 
 

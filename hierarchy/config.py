@@ -260,7 +260,10 @@ class DetectConfig:
         choices=("seen", "large-frames"),
     )
     small: float = setting(0.4, "second pass: boxes under this share of the frame height count as small", low=0, high=1)
-    small_conf: float = setting(0.25, "second pass: minimum confidence of the small people it adds", low=0, high=1)
+    small_conf: float = setting(0.1, "second pass: minimum confidence of the small people it adds", low=0, high=1)
+    small_keypoints: int = setting(
+        8, "second pass, pose models: the small people it adds need this many visible keypoints", low=0, high=17
+    )
     hint_conf: float = setting(
         0.05,
         "second pass (seen): a first-pass candidate this confident and small is reason to look again",

@@ -147,6 +147,8 @@ class Detector:
         if again:
             closer = self.predict([images[i] for i in again], [scales[i] for i in again], cfg.max_imgsz, cfg.small_conf)
             for i, extra in zip(again, closer):
+                if extra.keypoints is not None:  # at low confidence, the closer look also invents people
+                    extra = extra.take(extra.visible(cfg.kpt_conf) >= cfg.small_keypoints)
                 found[i] = add_small(found[i], extra, images[i].height * scales[i], cfg.small)
         if cfg.min_keypoints:  # a pose model's invented people (fruit, animals, car fronts) show few joints
             found = [f if f.keypoints is None else f.take(f.visible(cfg.kpt_conf) >= cfg.min_keypoints) for f in found]
