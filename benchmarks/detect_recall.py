@@ -11,14 +11,14 @@ included) and prints the best that keep within 2.3x the cost of a single 640 px 
 2.5x) and 0.1 false people per photo. The held-out half is never looked at by ``--tune``.
 
 Usage: python benchmarks/detect_recall.py [--tune]   (needs Debian's opencv-doc: apt-get install opencv-doc)
-Writes benchmarks/results/detect_recall.{json,md}; --tune writes every scored setting to detect_tuning.json.
+Writes benchmarks/results/detect_recall.{json,md}; --tune writes every scored setting to detect_tuning.csv.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
-import json
 import sys
 import tempfile
 import time
@@ -162,7 +162,10 @@ def tune(photos: list) -> None:
         setting = {"conf": conf, "small_conf": small_conf, "max_imgsz": side, "small": small, "hint_conf": hint,
                    "second_pass_keypoints": keypoints, "keypoints": everyone}  # fmt: skip
         rows.append({**setting, **summarise(photos, measured, baseline)})
-    (ROOT / "benchmarks" / "results" / "detect_tuning.json").write_text(json.dumps(rows, indent=1))
+    with open(ROOT / "benchmarks" / "results" / "detect_tuning.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     allowed = [r for r in rows if r["cost_vs_640"] <= TUNE_COST and r["false_per_photo"] <= 0.1]
     allowed.sort(key=lambda r: (-r["recall"], r["cost_vs_640"]))
     print(f"{len(rows)} settings scored on the tuning half, {len(allowed)} within {TUNE_COST}x the cost of a single "
