@@ -89,8 +89,11 @@ class Detector:
     ones (see add_small), whatever the frame's size: a 768x576 surveillance frame gains as much as a 1920x1080
     one. A close-up, where someone tall was found, keeps the whole-image context of the first pass (a single
     1280 px pass splits and merges large people into spurious boxes), and so does a photo where the first pass
-    saw no one at all. ``second_pass=large-frames`` is the earlier rule: every frame over 1.5x ``imgsz`` runs
-    again. Images are grouped by padded shape so each batch letterboxes tightly.
+    saw no one at all. The closer look keeps people down to ``small_conf`` that show ``small_keypoints`` visible
+    keypoints (at low confidence it also finds people in textures); ``min_keypoints`` tests everyone.
+    ``second_pass=large-frames`` is the earlier rule: every frame over 1.5x ``imgsz`` runs again. The settings
+    were chosen on a check set's tuning half (benchmarks/detect_recall.py --tune). Images are grouped by padded
+    shape so each batch letterboxes tightly.
     """
 
     def __init__(self, cfg: DetectConfig, device: str = "cpu") -> None:
