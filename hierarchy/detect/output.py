@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from PIL import ImageDraw
+from PIL import ImageDraw, ImageFont
 
 from hierarchy.config import DetectConfig
 from hierarchy.detect.cache import detect_files
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ["image", "kind", "person", "x1", "y1", "x2", "y2", "conf", "error"]
 COLOURS = {"person": "#ffcc00", "hat": "#ff4d4d", "top": "#33cc33", "bottom": "#3399ff", "shoe": "#cc66ff"}
 PREVIEW_SIDE = 1280  # previews are for eyes, not pixels: long side capped
+MIN_PREVIEW_SIDE = 960  # and small frames enlarged, so that names and skeletons stay legible
 # COCO keypoint pairs joined in the preview's skeletons (0 nose, 5/6 shoulders, 11/12 hips, 15/16 ankles)
 SKELETON = [(5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12), (11, 13), (13, 15), (12, 14),
             (14, 16), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)]  # fmt: skip
@@ -48,19 +49,21 @@ def save_detections(rows: list[dict], out: Path) -> None:
 
 def draw_preview(image_path: str, regions: list[Region], folder: Path, kpt_conf: float = 0.5) -> Path:
     """The image with every region's box and name drawn on it, and each person's visible keypoints (at least
-    ``kpt_conf``) joined as a skeleton; long side at most PREVIEW_SIDE."""
+    ``kpt_conf``) joined as a skeleton; long side between MIN_PREVIEW_SIDE and PREVIEW_SIDE."""
     image, scale = open_image(image_path, max_side=PREVIEW_SIDE)
-    factor = min(1.0, PREVIEW_SIDE / max(image.size))
-    image = image.resize((round(image.width * factor), round(image.height * factor))) if factor < 1 else image
+    side = max(image.size)
+    factor = PREVIEW_SIDE / side if side > PREVIEW_SIDE else max(1.0, MIN_PREVIEW_SIDE / side)
+    image = image.resize((round(image.width * factor), round(image.height * factor))) if factor != 1 else image
     to_preview = factor / scale
     draw = ImageDraw.Draw(image)
     width = max(2, round(max(image.size) / 400))
+    font = ImageFont.load_default(size=6 * width + 1)
     for r in regions:
         box = [v * to_preview for v in r.box]
         colour = COLOURS.get(r.kind, "#ffffff")
         draw.rectangle(box, outline=colour, width=width)
         name = r.kind if r.kind in ("person", "image") or r.person < 0 else f"{r.kind} {r.person}"
-        draw.text((box[0] + width + 1, box[1] + width), f"{name} {r.conf:.2f}", fill=colour)
+        draw.text((box[0] + width + 1, box[1] + width), f"{name} {r.conf:.2f}", fill=colour, font=font)
         if r.keypoints:
             points = [(x * to_preview, y * to_preview, c) for x, y, c in r.keypoints]
             for a, b in SKELETON:
