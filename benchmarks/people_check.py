@@ -5,8 +5,8 @@ Every photo comes from a package that installs offline (ultralytics, matplotlib,
 
 - real photos with their people counted and boxed by eye: bus and zidane (ultralytics), Grace Hopper
   (matplotlib), two indoor basketball shots (greyscale, 640x480), and eight frames of OpenCV's ``vtest.avi``
-  (a 768x576 surveillance camera, walkers 55-145 px tall); a few of them also shrunk to 320-384 px wide, which
-  keeps them real and makes their people 30-70 px tall;
+  (a 768x576 surveillance camera, walkers 55-145 px tall); six of them also shrunk to 240-384 px wide, which
+  keeps them real and makes their people smaller (vtest's 30-70 px tall);
 - photos with nobody in them: street, buildings, aerial views, animals, food, objects, paintings;
 - composites: real people cut from the photos above, pasted at 8-30 % of the frame height as street and
   surveillance cameras see them (vtest's walkers are 10-25 %), never under 30 px, or at 80-98 % for close-ups,
