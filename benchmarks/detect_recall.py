@@ -141,6 +141,7 @@ def tune(photos: list) -> None:
             passes[photo.name, side] = found, time.perf_counter() - start, image.height * scale
     grid = itertools.product((0.25, 0.35, 0.45), (0.1, 0.15, 0.25, 0.35), (960, 1280), (0.3, 0.4, 0.5),
                              (None, 0.02, 0.05, 0.1), (0, 5, 8), (0, 3, 5))  # fmt: skip
+    baseline = {p.name: {"seconds": passes[p.name, 640][1]} for p in photos}
     rows = []
     for conf, small_conf, side, small, hint, keypoints, everyone in grid:
         measured = {}
@@ -158,7 +159,6 @@ def tune(photos: list) -> None:
             kept = kept.take(kept.visible(0.5) >= everyone)  # anyone invented: too few visible keypoints
             found, false = people_check.score([tuple(b) for b in kept.boxes], photo.people)
             measured[photo.name] = {"found": found, "false": false, "seconds": seconds}
-        baseline = {p.name: {"seconds": passes[p.name, 640][1]} for p in photos}
         setting = {"conf": conf, "small_conf": small_conf, "max_imgsz": side, "small": small, "hint_conf": hint,
                    "second_pass_keypoints": keypoints, "keypoints": everyone}  # fmt: skip
         rows.append({**setting, **summarise(photos, measured, baseline)})

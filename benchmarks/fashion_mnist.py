@@ -201,8 +201,7 @@ def save_results(name: str, title: str, results: dict, report: str, kept: str) -
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     md = out / f"{name}.md"
-    earlier = md.read_text(encoding="utf-8") if md.exists() else ""
-    section = earlier[earlier.index(kept) :] if kept in earlier else ""
+    section = hand_written(md, kept)
     script = name.removesuffix("_quick")
     md.write_text(
         f"# {title}\n\n`python benchmarks/{script}.py` on {time.strftime('%Y-%m-%d')}\n\n{report}\n"
@@ -210,6 +209,12 @@ def save_results(name: str, title: str, results: dict, report: str, kept: str) -
         encoding="utf-8",
     )
     return out
+
+
+def hand_written(md: Path, kept: str) -> str:
+    """The part of an earlier results file from the heading ``kept`` on (written by hand), or ""."""
+    earlier = md.read_text(encoding="utf-8") if md.exists() else ""
+    return earlier[earlier.index(kept) :] if kept in earlier else ""
 
 
 def save_kind_results(name: str, title: str, intro: str, results: dict, report: str, kept: str) -> None:
@@ -223,8 +228,7 @@ def save_kind_results(name: str, title: str, intro: str, results: dict, report: 
     kinds[results["kind"]] = {**results, "text": report}
     path.write_text(json.dumps({"kinds": kinds}, indent=2, ensure_ascii=False))
     md = out / f"{name}.md"
-    earlier = md.read_text(encoding="utf-8") if md.exists() else ""
-    section = earlier[earlier.index(kept) :] if kept in earlier else ""
+    section = hand_written(md, kept)
     sections = [
         f"## {kind} ({', '.join(filter(None, [r.get('date'), r.get('device')]))})\n\n{r['text']}\n"
         for kind, r in kinds.items()
