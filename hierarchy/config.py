@@ -298,7 +298,7 @@ class LabelConfig:
     out: str = setting("", 'where the labels go (.csv, .jsonl, .parquet); run --stage all: "" = <fine run>/labels.csv')
     device: str = setting("auto", "device that labels: auto (the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")
     batch_size: int = setting(64, "crops per classifier forward pass", low=1)
-    workers: int = setting(-1, "image-decoding processes; -1 = none on <= 2 cores per process, else up to 4", low=-1)
+    workers: int = setting(-1, "image-decoding threads; 0 = in the labelling thread; -1 = one per core", low=-1)
     crop: str = setting(
         "",
         'what to classify in each photo; "" = the crop mode the model was trained with (data.crop)',

@@ -54,20 +54,25 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def cores_per_process() -> int:
+    """The cores this process may use (containers often allow fewer than os.cpu_count()), shared among the
+    processes torchrun started on this machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def decode_workers() -> int:
     """Image-decoding processes to run beside the compute: none with 2 cores or fewer per process, where they
     would take the very cores the network runs on (measured slower: benchmarks/results/label_throughput.md),
     else up to 4, leaving half the cores to the network."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    cores //= int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cores = cores_per_process()
     return 0 if cores <= 2 else min(4, cores // 2)
 
 
 def configure_threads() -> None:
-    """Share the cores the process may use (containers often allow fewer than os.cpu_count()) among the
-    processes torchrun started on this machine, so they do not oversubscribe them."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch.set_num_threads(max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    """Give torch the cores this process may use (``cores_per_process``), so torchrun's processes on one
+    machine do not oversubscribe it."""
+    torch.set_num_threads(cores_per_process())
 
 
 def distributed() -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """Batch labeler: folders of photos → one row per crop with every head's label, probability and top-k.
 
-Images stream through a DataLoader (workers decode and hash them), stage one detects on whole batches,
+Images stream in batches (threads decode and hash them ahead), stage one detects on whole batches,
 and all crops of a batch go through the classifiers together. Several models vote softly (their
 probabilities are averaged). Finished images are written in crash-safe chunks (see label_store), so a
 killed run continues where it stopped; under torchrun every rank labels its own disjoint share.
@@ -12,17 +12,16 @@ import logging
 import time
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from hierarchy.abstention import abstain
 from hierarchy.config import DetectConfig, LabelConfig
-from hierarchy.image_files import DecodedPhotos, collect
+from hierarchy.image_files import collect, decoded_batches
 from hierarchy.inference import top_k_columns
 from hierarchy.label_store import LabelStore, image_key
 from hierarchy.labeling import Labeler
 from hierarchy.onnx_model import load_classifiers
-from hierarchy.runner import configure_threads, decode_workers, distributed, rank_device
+from hierarchy.runner import configure_threads, cores_per_process, distributed, rank_device
 
 log = logging.getLogger(__name__)
 CHUNK_SECONDS = 10.0  # finished images reach disk at least this often (and every ``chunk`` images)
@@ -47,12 +46,8 @@ def run(paths: list[str], models: list[str], options: LabelConfig, detect: Detec
     labeler = Labeler(classifiers, options.crop, detect, batch_size)
     if len(todo) < len(items):
         log.info("%d of %d images are already labelled in %s: continuing", len(items) - len(todo), len(items), out)
-    loader = DataLoader(
-        DecodedPhotos(mine, labeler.max_side),
-        batch_size=max(1, min(16, chunk)),  # a chunk holds whole loader batches
-        num_workers=decode_workers() if options.workers < 0 else options.workers,
-        collate_fn=list,
-    )
+    threads = cores_per_process() if options.workers < 0 else options.workers
+    loader = decoded_batches(mine, labeler.max_side, max(1, min(16, chunk)), threads)  # a chunk holds whole batches
     counts = {"images": 0, "crops": 0, "errors": 0}
     start = last_flush = time.perf_counter()
     bar = tqdm(total=len(mine), unit="img", desc=f"label r{rank}" if world > 1 else "label", disable=None)

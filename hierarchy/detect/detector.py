@@ -20,7 +20,7 @@ from PIL import Image
 from torchvision.ops import box_iou
 
 from hierarchy.config import DetectConfig
-from hierarchy.detect.openvino_backend import detector_backend, openvino_model
+from hierarchy.detect.openvino_backend import OpenVinoYolo, detector_backend, openvino_model
 from hierarchy.detect.pose_regions import Box, garment_regions
 from hierarchy.detect.yolo import offline_ultralytics, resolve_detector_weights, torch_threads_kept
 from hierarchy.errors import UserError
@@ -92,8 +92,9 @@ class Detector:
     saw no one at all. The closer look keeps people down to ``small_conf`` that show ``small_keypoints`` visible
     keypoints (at low confidence it also finds people in textures); ``min_keypoints`` tests everyone.
     ``second_pass=large-frames`` is the earlier rule: every frame over 1.5x ``imgsz`` runs again. The settings
-    were chosen on a check set's tuning half (benchmarks/detect_recall.py --tune). Images are grouped by padded
-    shape so each batch letterboxes tightly.
+    were chosen on a check set's tuning half (benchmarks/detect_recall.py --tune). Each image is padded to a
+    multiple of 32 only; torch runs images of one padded shape as a batch, OpenVINO keeps several images in
+    flight whatever their shapes (see OpenVinoYolo).
     """
 
     def __init__(self, cfg: DetectConfig, device: str = "cpu") -> None:
@@ -115,18 +116,20 @@ class Detector:
         if self.model.task not in ("pose", "detect"):
             raise UserError(f"{self.weights} is a YOLO {self.model.task} model; use a pose or detect model")
         self.names = self.model.names
+        self.kpt_shape = getattr(self.model.model.model[-1], "kpt_shape", None)  # a pose model's (17, 3)
         self.backend = detector_backend(cfg.backend, device)
-        if self.backend == "openvino":
-            self.model = self.openvino(fall_back=cfg.backend == "auto")
-        with torch_threads_kept():  # set the predictor up now, so the first batch runs on every thread too
-            self.model.predict(np.zeros((32, 32, 3), np.uint8), imgsz=32, device=device, verbose=False)
+        self.openvino = self.openvino_twin(fall_back=cfg.backend == "auto") if self.backend == "openvino" else None
+        if self.openvino is None:
+            with torch_threads_kept():  # set the predictor up now, so the first batch runs on every thread too
+                self.model.predict(np.zeros((32, 32, 3), np.uint8), imgsz=32, device=device, verbose=False)
 
-    def openvino(self, fall_back: bool):
-        """The OpenVINO twin of the loaded model; with ``fall_back``, the torch model when the export fails."""
-        from ultralytics import YOLO
-
+    def openvino_twin(self, fall_back: bool) -> OpenVinoYolo | None:
+        """The OpenVINO twin of the loaded model; with ``fall_back``, None (torch detects) when the export fails."""
+        end2end = bool(getattr(self.model.model.model[-1], "end2end", False))  # a head without NMS (YOLO26)
         try:
-            return YOLO(str(openvino_model(self.weights)), task=self.model.task)
+            return OpenVinoYolo(
+                openvino_model(self.weights), self.names, self.kpt_shape, end2end, torch.get_num_threads(),
+            )  # fmt: skip
         except Exception as exc:
             if not fall_back:
                 raise UserError(
@@ -134,7 +137,7 @@ class Detector:
                 ) from None
             log.warning("OpenVINO export of %s failed (%s): detecting with torch", self.weights, exc)
             self.backend = "torch"
-            return self.model
+            return None
 
     def __call__(self, images: list[Image.Image], scales: list[float] | None = None) -> list[list[Region]]:
         """Regions per image; ``scales`` map each image's pixels to its full-size original (see open_image)."""
@@ -167,43 +170,44 @@ class Detector:
         return not tall.any() and bool((short & (candidates.conf >= self.cfg.hint_conf)).any())
 
     def predict(self, images: list[Image.Image], scales: list[float], side: int, conf: float) -> list[Found]:
-        groups: dict[tuple[int, int], list[int]] = {}
-        inputs, factors = [], []
-        for i, image in enumerate(images):
-            # Long side to ``side`` (a huge photo is shrunk once, here), then pad right and bottom to a
-            # multiple of 32: images of similar aspect then share one shape and one rectangular batch,
-            # and the padding moves no pixel, so boxes need no shift.
-            factor = side / max(image.width, image.height)
-            size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-            if size != image.size:
-                image = image.resize(size, Image.BILINEAR, reducing_gap=2.0 if factor < 1 else None)
-            padded = (32 * math.ceil(size[0] / 32), 32 * math.ceil(size[1] / 32))
-            if padded != size:
-                canvas = Image.new("RGB", padded, (114, 114, 114))  # ultralytics' own letterbox grey
-                canvas.paste(image, (0, 0))
-                image = canvas
-            inputs.append(image)
-            factors.append(scales[i] / factor)
-            groups.setdefault(padded, []).append(i)
+        cfg = self.cfg
+        if self.openvino is not None:  # each photo letterboxed and detected in one of the in-flight threads
+
+            def detect(i: int) -> Found:
+                pixels, factor = network_input(images[i], side)
+                rows = self.openvino.detect(np.asarray(pixels), conf, cfg.iou, cfg.max_det)
+                return self.found(rows[:, :4], rows[:, 4], rows[:, 5], rows[:, 6:], scales[i] / factor)
+
+            return self.openvino.in_flight(detect, range(len(images)))
+        inputs, factors = zip(*(network_input(image, side) for image in images))
+        groups: dict[tuple[int, int], list[int]] = {}  # images of one padded shape make one rectangular batch
+        for i, pixels in enumerate(inputs):
+            groups.setdefault(pixels.size, []).append(i)
         found: list[Found] = [None] * len(images)  # type: ignore[list-item]
         for members in groups.values():
-            for start in range(0, len(members), self.cfg.batch):
-                chunk = members[start : start + self.cfg.batch]
-                with autocast(self.torch_device, self.cfg.amp), torch_threads_kept():
+            for start in range(0, len(members), cfg.batch):
+                chunk = members[start : start + cfg.batch]
+                with autocast(self.torch_device, cfg.amp), torch_threads_kept():
                     results = self.model.predict(
-                        [inputs[i] for i in chunk], imgsz=side, conf=conf, iou=self.cfg.iou,
-                        max_det=self.cfg.max_det, device=self.device, verbose=False,
+                        [inputs[i] for i in chunk], imgsz=side, conf=conf, iou=cfg.iou,
+                        max_det=cfg.max_det, device=self.device, verbose=False,
                     )  # fmt: skip
                 for i, result in zip(chunk, results):
-                    points = None
-                    if result.keypoints is not None:
-                        points = result.keypoints.data.cpu().numpy().copy()
-                        points[..., :2] *= factors[i]
-                    found[i] = Found(
-                        result.boxes.xyxy.cpu().numpy() * factors[i], result.boxes.conf.cpu().numpy(),
-                        result.boxes.cls.cpu().numpy().astype(int), points,
+                    boxes, points = result.boxes, result.keypoints
+                    points = None if points is None else points.data.cpu().numpy()
+                    found[i] = self.found(
+                        boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy(), points,
+                        scales[i] / factors[i],
                     )  # fmt: skip
         return found
+
+    def found(self, boxes, conf, cls, points, factor: float) -> Found:
+        """One image's detections in full-size pixels (``factor`` maps the network input's pixels there)."""
+        if self.kpt_shape is None:  # a box detector
+            return Found(boxes * factor, conf, cls.astype(int), None)
+        points = points.reshape(len(points), *self.kpt_shape).copy()
+        points[..., :2] *= factor
+        return Found(boxes * factor, conf, cls.astype(int), points)
 
     def regions(self, found: Found, width: float, height: float) -> list[Region]:
         regions: list[Region] = []
@@ -219,6 +223,24 @@ class Detector:
                 for kind, part in garment_regions(box, found.keypoints[n], self.cfg.kpt_conf).items():
                     regions.append(Region(kind, part, float(conf), person=n))
         return regions or [Region("image", (0.0, 0.0, float(width), float(height)), 0.0)]
+
+
+def network_input(image: Image.Image, side: int) -> tuple[Image.Image, float]:
+    """The photo as the network sees it at ``side``, and the factor that took it there.
+
+    Long side to ``side`` (a huge photo is shrunk once, here), then padded right and bottom to a multiple of 32:
+    images of similar aspect share one shape, and the padding moves no pixel, so boxes need no shift.
+    """
+    factor = side / max(image.width, image.height)
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    if size != image.size:
+        image = image.resize(size, Image.BILINEAR, reducing_gap=2.0 if factor < 1 else None)
+    padded = (32 * math.ceil(size[0] / 32), 32 * math.ceil(size[1] / 32))
+    if padded != size:
+        canvas = Image.new("RGB", padded, (114, 114, 114))  # ultralytics' own letterbox grey
+        canvas.paste(image, (0, 0))
+        image = canvas
+    return image, factor
 
 
 def add_small(base: Found, closer: Found, frame_height: float, small: float) -> Found:

@@ -12,8 +12,13 @@ import importlib.util
 import logging
 import shutil
 import tempfile
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from hierarchy.errors import UserError
 
@@ -65,3 +70,54 @@ def openvino_model(weights: Path, cache: Path = CACHE) -> Path:
             if not (target / "metadata.yaml").is_file():
                 raise
     return target
+
+
+class OpenVinoYolo:
+    """A YOLO IR run by OpenVINO with several photos in flight: one infer request per stream, each in a thread.
+
+    ultralytics runs OpenVINO models with the latency hint, one photo after another, so one photo's convolutions
+    are spread over every core. OpenVINO's throughput hint instead runs as many streams as suit the machine,
+    each on its own share of the cores, and keeps that many photos in flight: more photos per second on the
+    same cores (benchmarks/results/label_throughput.md). Post-processing is ultralytics' own NMS, so boxes,
+    scores and keypoints are those ultralytics' predictor would give for the same input.
+    """
+
+    def __init__(self, folder: Path, names: dict, kpt_shape: tuple | None, end2end: bool, threads: int) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": threads}  # torchrun ranks share cores
+        self.compiled = core.compile_model(core.read_model(next(folder.glob("*.xml"))), "CPU", config)
+        streams = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self.pool = ThreadPoolExecutor(streams, thread_name_prefix="openvino")
+        self.requests = threading.local()  # an infer request belongs to one thread
+        # pybind11 sets up its numpy bindings on first use, and two threads doing that at once deadlock: do it here
+        self.compiled.create_infer_request().infer({0: np.zeros((1, 3, 32, 32), np.float32)})
+        self.classes, self.kpt_shape, self.end2end = len(names), kpt_shape, end2end
+
+    def in_flight(self, work, items) -> list:
+        """``[work(item) for item in items]``, as many at once as OpenVINO runs streams."""
+        return list(self.pool.map(work, items))
+
+    def detect(self, image: np.ndarray, conf: float, iou: float, max_det: int) -> np.ndarray:
+        """Detections in one (H, W, 3) uint8 RGB image sized for the network (sides multiples of 32):
+        ``(N, 6 + keypoint values)`` rows of x1, y1, x2, y2, score, class, then keypoints as (x, y, confidence).
+        Call it from ``in_flight``'s threads: each holds its own infer request."""
+        from ultralytics.utils.nms import non_max_suppression
+
+        request = getattr(self.requests, "request", None)
+        if request is None:
+            request = self.requests.request = self.compiled.create_infer_request()
+        pixels = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+        raw = torch.from_numpy(request.infer({0: pixels})[0])
+        found = non_max_suppression(
+            raw, conf, iou, max_det=max_det, nc=self.classes, end2end=self.end2end
+        )[0].numpy()  # fmt: skip
+        height, width = image.shape[:2]
+        found[:, [0, 2]] = found[:, [0, 2]].clip(0, width)  # as ultralytics clips to the input image
+        found[:, [1, 3]] = found[:, [1, 3]].clip(0, height)
+        if self.kpt_shape is not None:
+            points = found[:, 6:].reshape(len(found), *self.kpt_shape)
+            points[..., 0] = points[..., 0].clip(0, width)
+            points[..., 1] = points[..., 1].clip(0, height)
+        return found
