@@ -209,3 +209,38 @@ def test_fine_share_gives_the_few_fine_labels_their_share_of_the_draws():
     both = torch.tensor(list(weighted_sampler(data, ("fine", 3), 0.5, 20_000, torch.Generator().manual_seed(0))))
     labelled = fine[both[both < 10]]
     assert abs((labelled == 2).float().mean() - 0.5) < 0.03  # the rare class as often as the common one
+
+
+def test_photos_decode_ahead_in_threads_in_order_with_reasons(tmp_path):
+    """Threads decode photos in batches, in the order given; unreadable files come back with their reason."""
+    from hierarchy.image_files import Item, decoded_batches
+
+    items = []
+    for n in range(11):
+        path = tmp_path / f"{n:02d}.jpg"
+        Image.new("RGB", (40 + n, 30), (n * 20, 0, 0)).save(path)
+        items.append(Item(str(tmp_path), path.name, str(path)))
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    items.insert(5, Item(str(tmp_path), "broken.jpg", str(tmp_path / "broken.jpg")))
+    items.append(Item(str(tmp_path), "gone.jpg", str(tmp_path / "gone.jpg")))
+    by_threads = list(decoded_batches(items, 0, 4, threads=2))
+    assert [len(b) for b in by_threads] == [4, 4, 4, 1]
+    flat = [row for batch in by_threads for row in batch]
+    assert [row[0] for row in flat] == items
+    assert [row[1].width for row in flat if row[1] is not None] == [40 + n for n in range(11)]
+    broken, gone = flat[5], flat[-1]
+    assert broken[1] is None and "cannot identify image file" in broken[3]
+    assert gone[1] is None and "No such file" in gone[3]
+    in_caller = [row for batch in decoded_batches(items, 0, 4, threads=0) for row in batch]
+    assert [(r[0], r[2], r[3]) for r in in_caller] == [(r[0], r[2], r[3]) for r in flat]
+
+
+def test_large_jpeg_decodes_reduced_at_its_own_aspect(tmp_path):
+    """A 1920x1080 frame wanted at 640 px decodes at 960x540 (DCT scaling), with the scale back to full size."""
+    from hierarchy.image_files import open_image
+
+    Image.new("RGB", (1920, 1080), (90, 120, 30)).save(tmp_path / "frame.jpg")
+    image, scale = open_image(str(tmp_path / "frame.jpg"), max_side=640)
+    assert image.size == (960, 540) and scale == 2.0
+    image, scale = open_image(str(tmp_path / "frame.jpg"), max_side=1280)  # under 2x: decoded whole
+    assert image.size == (1920, 1080) and scale == 1.0

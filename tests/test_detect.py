@@ -73,6 +73,23 @@ def test_openvino_backend_finds_the_same_people_as_torch(detector):
             assert best_overlap(np.array([a.box]), np.array([b.box]))[0] > 0.95
 
 
+def test_openvino_in_flight_matches_ultralytics_own_openvino_predictor(detector):
+    """Several photos in flight on OpenVINO's streams give exactly what ultralytics' OpenVINO predictor gives
+    for the same inputs, photo by photo, in the same order, whatever the mix of shapes."""
+    from ultralytics import YOLO
+
+    from hierarchy.detect.openvino_backend import openvino_model
+
+    reference = Detector(DetectConfig(max_imgsz=0))
+    reference.openvino = None  # ultralytics' own predictor on the same IR, one shape batch at a time
+    reference.model = YOLO(str(openvino_model(reference.weights)), task="pose")
+    bus, zidane = Image.open(BUS).convert("RGB"), Image.open(ZIDANE).convert("RGB")
+    images = [bus, zidane, bus.resize((405, 540)), zidane.transpose(Image.Transpose.FLIP_LEFT_RIGHT)] * 3
+    ours = Detector(DetectConfig(max_imgsz=0))(images)
+    assert ours == reference(images)
+    assert [len(people(r)) for r in ours[:2]] == [4, 2]
+
+
 def test_backend_choice_is_checked(monkeypatch):
     from hierarchy.detect.openvino_backend import detector_backend
 
