@@ -3,7 +3,10 @@ the classifier's forward passes, the hierarchy decoding, building rows and writi
 
 The phases are run one after another over the same photos, in the order and with the batch sizes the labeler
 uses (16 photos per detector call, ``label.batch_size`` crops per classifier call), each timed on its own; the
-labeler's own run over the same folder is timed too, so the sum of the phases can be checked against it.
+labeler's own run over the same folder is timed too, so the sum of the phases can be checked against it (the
+labeler decodes ahead in threads and keeps several photos in flight in the detector, so it can beat the sum).
+Inside detection, the OpenVINO detector's steps are also timed one photo at a time on one thread: letterbox to
+the network's input, the network, NMS; the in-flight threads share this work out.
 
 Usage: python benchmarks/label_profile.py [--model RUN] [--images 96] [--crop person] [--views one]
 Writes benchmarks/results/label_profile.{json,md}.
@@ -19,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +32,7 @@ from benchmarks.fashion_mnist import hierarchy_cmd, run_child, save_kind_results
 from benchmarks.gpu_check import photo_folder  # noqa: E402
 from benchmarks.label_efficiency import cpu_kind  # noqa: E402
 from hierarchy.abstention import abstain  # noqa: E402
+from hierarchy.detect.detector import network_input  # noqa: E402
 from hierarchy.image_files import collect, file_hash, open_image  # noqa: E402
 from hierarchy.inference import letterboxed, top_k_columns  # noqa: E402
 from hierarchy.label_store import LabelStore  # noqa: E402
@@ -40,8 +45,8 @@ from hierarchy.runner import configure_threads  # noqa: E402
 FINDINGS = "## Findings"
 
 
-def profile(model: str, photos: Path, crop: str, views: str, out: Path) -> tuple[dict[str, float], int]:
-    """Seconds per phase over every photo, and the number of crops."""
+def profile(model: str, photos: Path, crop: str, views: str, out: Path) -> tuple[dict[str, float], int, dict | None]:
+    """Seconds per phase over every photo, the number of crops, and detection's steps (detection_steps)."""
     configure_threads()
     labeler = Labeler(load_classifiers([model], torch.device("cpu"), views), crop)
     classifiers, size = labeler.classifiers, labeler.classifiers.configs[0].data.image_size
@@ -82,7 +87,29 @@ def profile(model: str, photos: Path, crop: str, views: str, out: Path) -> tuple
             store.flush()
     with phase("write"):
         store.merge()
-    return seconds, crops_total
+    return seconds, crops_total, detection_steps(labeler, [Path(i.file) for i in items])
+
+
+def detection_steps(labeler: Labeler, photos: list[Path]) -> tuple[dict[str, float], int] | None:
+    """Seconds over all photos for each step of the first detection pass, one photo at a time on this thread,
+    and the photos the detector keeps in flight (None without the OpenVINO detector)."""
+    detector = labeler.detector
+    if detector is None or detector.openvino is None:
+        return None
+    cfg, network = detector.cfg, detector.openvino
+    seconds = dict.fromkeys(["letterbox to the network input", "network (OpenVINO)", "NMS"], 0.0)
+    for path in photos:
+        image, _ = open_image(str(path), labeler.max_side)
+        start = time.perf_counter()
+        pixels = np.asarray(network_input(image, cfg.imgsz)[0])
+        letterboxed_at = time.perf_counter()
+        raw = network.network(pixels)
+        network_at = time.perf_counter()
+        network.suppress(raw, pixels.shape[:2], cfg.conf, cfg.iou, cfg.max_det)
+        for step, took in zip(seconds, (letterboxed_at - start, network_at - letterboxed_at,
+                                        time.perf_counter() - network_at)):  # fmt: skip
+            seconds[step] += took
+    return seconds, network.streams
 
 
 def main() -> None:
@@ -97,7 +124,7 @@ def main() -> None:
         raise SystemExit("no fine run under artifacts/fine: run the README's first command, or pass --model RUN")
     work = Path(tempfile.mkdtemp(prefix="label-profile-"))
     photos = photo_folder(work / "photos", args.images)
-    seconds, crops = profile(model, photos, args.crop, args.views, work / "profiled.csv")
+    seconds, crops, steps = profile(model, photos, args.crop, args.views, work / "profiled.csv")
     log = work / "label.log"
     run_child(hierarchy_cmd("label", str(photos), "--model", model, "--crop", args.crop, "--views", args.views,
                             "--out", str(work / "labels.csv")), log)  # fmt: skip
@@ -110,6 +137,10 @@ def main() -> None:
                "crops": crops, "crop": args.crop, "views": args.views, "phases": rows,
                "sum_ms_per_photo": round(1000 * total / args.images, 2),
                "labeler_ms_per_photo": round(1000 * labeler_s / args.images, 2)}  # fmt: skip
+    if steps:
+        results["in_flight"] = steps[1]
+        results["detection_steps"] = [{"step": k, "ms_per_photo": round(1000 * v / args.images, 2)}
+                                      for k, v in steps[0].items()]  # fmt: skip
     text = (
         f"{results['threads']} threads. {args.images} photos (the packaged photos with "
         f"people, in turn), {crops} crops, `--crop {args.crop} --views {args.views}`, model `{model}`.\n\n"
@@ -117,6 +148,13 @@ def main() -> None:
         + f"\n\nSum of the phases: {results['sum_ms_per_photo']} ms per photo; `hierarchy label` itself over the "
         f"same photos (its loop, from first photo to last): {results['labeler_ms_per_photo']} ms per photo.\n"
     )
+    if steps:
+        text += (
+            "\nInside detection, the first pass one photo at a time on one thread (the labeler keeps "
+            f"{steps[1]} photos in flight, one per OpenVINO stream, and shares this work out):\n\n"
+            + format_table(results["detection_steps"], ["step", "ms_per_photo"])
+            + "\n"
+        )
     print(text)
     save_kind_results(
         "label_profile", "Where hierarchy label's time goes",

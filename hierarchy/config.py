@@ -277,7 +277,9 @@ class DetectConfig:
     min_keypoints: int = setting(
         0, "pose models: a person needs this many visible keypoints (kpt_conf); 0 = no test", low=0, high=17
     )
-    batch: int = setting(8, "images per forward pass, grouped by padded shape", low=1)
+    batch: int = setting(
+        8, "torch backend: images per forward pass, grouped by padded shape (OpenVINO runs one image per stream)", low=1
+    )
     amp: bool = setting(True, "torch backend: bf16 where the hardware does bf16 natively (recent GPUs and CPUs)")
     backend: str = setting(
         "auto",

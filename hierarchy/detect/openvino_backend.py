@@ -88,8 +88,8 @@ class OpenVinoYolo:
         core = ov.Core()
         config = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": threads}  # torchrun ranks share cores
         self.compiled = core.compile_model(core.read_model(next(folder.glob("*.xml"))), "CPU", config)
-        streams = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-        self.pool = ThreadPoolExecutor(streams, thread_name_prefix="openvino")
+        self.streams = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self.pool = ThreadPoolExecutor(self.streams, thread_name_prefix="openvino")
         self.requests = threading.local()  # an infer request belongs to one thread
         # pybind11 sets up its numpy bindings on first use, and two threads doing that at once deadlock: do it here
         self.compiled.create_infer_request().infer({0: np.zeros((1, 3, 32, 32), np.float32)})
@@ -103,18 +103,25 @@ class OpenVinoYolo:
         """Detections in one (H, W, 3) uint8 RGB image sized for the network (sides multiples of 32):
         ``(N, 6 + keypoint values)`` rows of x1, y1, x2, y2, score, class, then keypoints as (x, y, confidence).
         Call it from ``in_flight``'s threads: each holds its own infer request."""
-        from ultralytics.utils.nms import non_max_suppression
+        return self.suppress(self.network(image), image.shape[:2], conf, iou, max_det)
 
+    def network(self, image: np.ndarray) -> torch.Tensor:
+        """The network's raw output for one image (scaled to 0..1 and laid out as ultralytics does)."""
         request = getattr(self.requests, "request", None)
         if request is None:
             request = self.requests.request = self.compiled.create_infer_request()
         pixels = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255
-        raw = torch.from_numpy(request.infer({0: pixels})[0])
+        return torch.from_numpy(request.infer({0: pixels})[0])
+
+    def suppress(self, raw: torch.Tensor, shape: tuple[int, int], conf: float, iou: float, max_det: int) -> np.ndarray:
+        """ultralytics' NMS on a raw output, boxes and keypoints clipped to the input image as ultralytics does."""
+        from ultralytics.utils.nms import non_max_suppression
+
         found = non_max_suppression(
             raw, conf, iou, max_det=max_det, nc=self.classes, end2end=self.end2end
         )[0].numpy()  # fmt: skip
-        height, width = image.shape[:2]
-        found[:, [0, 2]] = found[:, [0, 2]].clip(0, width)  # as ultralytics clips to the input image
+        height, width = shape
+        found[:, [0, 2]] = found[:, [0, 2]].clip(0, width)
         found[:, [1, 3]] = found[:, [1, 3]].clip(0, height)
         if self.kpt_shape is not None:
             points = found[:, 6:].reshape(len(found), *self.kpt_shape)
