@@ -98,17 +98,21 @@ def detection_steps(labeler: Labeler, photos: list[Path]) -> tuple[dict[str, flo
         return None
     cfg, network = detector.cfg, detector.openvino
     seconds = dict.fromkeys(["letterbox to the network input", "network (OpenVINO)", "NMS"], 0.0)
-    for path in photos:
-        image, _ = open_image(str(path), labeler.max_side)
-        start = time.perf_counter()
-        pixels = np.asarray(network_input(image, cfg.imgsz)[0])
-        letterboxed_at = time.perf_counter()
-        raw = network.network(pixels)
-        network_at = time.perf_counter()
-        network.suppress(raw, pixels.shape[:2], cfg.conf, cfg.iou, cfg.max_det)
-        for step, took in zip(seconds, (letterboxed_at - start, network_at - letterboxed_at,
-                                        time.perf_counter() - network_at)):  # fmt: skip
-            seconds[step] += took
+
+    def one_stream() -> None:  # in one of the detector's stream threads, as the labeler runs each photo
+        for path in photos:
+            image, _ = open_image(str(path), labeler.max_side)
+            start = time.perf_counter()
+            pixels = np.asarray(network_input(image, cfg.imgsz)[0])
+            letterboxed_at = time.perf_counter()
+            raw = network.network(pixels)
+            network_at = time.perf_counter()
+            network.suppress(raw, pixels.shape[:2], cfg.conf, cfg.iou, cfg.max_det)
+            for step, took in zip(seconds, (letterboxed_at - start, network_at - letterboxed_at,
+                                            time.perf_counter() - network_at)):  # fmt: skip
+                seconds[step] += took
+
+    network.pool.submit(one_stream).result()
     return seconds, network.streams
 
 

@@ -74,8 +74,8 @@ def test_openvino_backend_finds_the_same_people_as_torch(detector):
 
 
 def test_openvino_in_flight_matches_ultralytics_own_openvino_predictor(detector):
-    """Several photos in flight on OpenVINO's streams give exactly what ultralytics' OpenVINO predictor gives
-    for the same inputs, photo by photo, in the same order, whatever the mix of shapes."""
+    """Several photos in flight on OpenVINO's streams, or a single photo over every core, give exactly what
+    ultralytics' OpenVINO predictor gives for the same inputs, photo by photo, in order, whatever the shapes."""
     from ultralytics import YOLO
 
     from hierarchy.detect.openvino_backend import openvino_model
@@ -85,9 +85,11 @@ def test_openvino_in_flight_matches_ultralytics_own_openvino_predictor(detector)
     reference.model = YOLO(str(openvino_model(reference.weights)), task="pose")
     bus, zidane = Image.open(BUS).convert("RGB"), Image.open(ZIDANE).convert("RGB")
     images = [bus, zidane, bus.resize((405, 540)), zidane.transpose(Image.Transpose.FLIP_LEFT_RIGHT)] * 3
-    ours = Detector(DetectConfig(max_imgsz=0))(images)
+    detector = Detector(DetectConfig(max_imgsz=0))
+    ours = detector(images)
     assert ours == reference(images)
     assert [len(people(r)) for r in ours[:2]] == [4, 2]
+    assert detector([zidane]) == reference([zidane])  # fewer photos than streams: one by one over every core
 
 
 def test_backend_choice_is_checked(monkeypatch):

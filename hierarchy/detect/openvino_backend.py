@@ -86,17 +86,31 @@ class OpenVinoYolo:
         import openvino as ov
 
         core = ov.Core()
-        config = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": threads}  # torchrun ranks share cores
-        self.compiled = core.compile_model(core.read_model(next(folder.glob("*.xml"))), "CPU", config)
+        model = core.read_model(next(folder.glob("*.xml")))
+        # torchrun ranks share the cores: each compiles for its own share
+        self.compiled = core.compile_model(
+            model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": threads}
+        )
+        # fewer photos than streams (one upload to the web app, the few photos of a second pass) would leave
+        # cores idle: those run one after another, each over every core, as ultralytics runs them
+        self.one_by_one = core.compile_model(
+            model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+        )
         self.streams = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-        self.pool = ThreadPoolExecutor(self.streams, thread_name_prefix="openvino")
-        self.requests = threading.local()  # an infer request belongs to one thread
+        self.requests = threading.local()  # an infer request belongs to one thread, and to one of the two models
+        self.pool = ThreadPoolExecutor(
+            self.streams, "openvino", initializer=lambda: setattr(self.requests, "stream", 1)
+        )
         # pybind11 sets up its numpy bindings on first use, and two threads doing that at once deadlock: do it here
-        self.compiled.create_infer_request().infer({0: np.zeros((1, 3, 32, 32), np.float32)})
+        self.one_by_one.create_infer_request().infer({0: np.zeros((1, 3, 32, 32), np.float32)})
         self.classes, self.kpt_shape, self.end2end = len(names), kpt_shape, end2end
 
     def in_flight(self, work, items) -> list:
-        """``[work(item) for item in items]``, as many at once as OpenVINO runs streams."""
+        """``[work(item) for item in items]``: as many at once as OpenVINO runs streams, or, with fewer items
+        than streams, one after another in this thread, each over every core."""
+        items = list(items)
+        if len(items) < self.streams:
+            return [work(item) for item in items]
         return list(self.pool.map(work, items))
 
     def detect(self, image: np.ndarray, conf: float, iou: float, max_det: int) -> np.ndarray:
@@ -109,7 +123,8 @@ class OpenVinoYolo:
         """The network's raw output for one image (scaled to 0..1 and laid out as ultralytics does)."""
         request = getattr(self.requests, "request", None)
         if request is None:
-            request = self.requests.request = self.compiled.create_infer_request()
+            model = self.compiled if getattr(self.requests, "stream", 0) else self.one_by_one
+            request = self.requests.request = model.create_infer_request()
         pixels = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255
         return torch.from_numpy(request.infer({0: pixels})[0])
 
