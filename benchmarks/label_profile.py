@@ -33,7 +33,7 @@ from benchmarks.gpu_check import photo_folder  # noqa: E402
 from benchmarks.label_efficiency import cpu_kind  # noqa: E402
 from hierarchy.abstention import abstain  # noqa: E402
 from hierarchy.detect.detector import network_input  # noqa: E402
-from hierarchy.image_files import collect, file_hash, open_image  # noqa: E402
+from hierarchy.image_files import collect, decode_photo, open_image  # noqa: E402
 from hierarchy.inference import letterboxed, top_k_columns  # noqa: E402
 from hierarchy.label_store import LabelStore  # noqa: E402
 from hierarchy.labeling import Labeler  # noqa: E402
@@ -64,8 +64,8 @@ def profile(model: str, photos: Path, crop: str, views: str, out: Path) -> tuple
     for s in range(0, len(items), 16):
         part = items[s : s + 16]
         with phase("decode (EXIF, hash)"):
-            decoded = [(*open_image(i.file, labeler.max_side), file_hash(i.file)) for i in part]
-        images, scales = [d[0] for d in decoded], [d[1] for d in decoded]
+            decoded = [decode_photo(i, labeler.max_side) for i in part]  # as the labeler's threads do
+        images, scales = [d[1] for d in decoded], [d[2] for d in decoded]
         with phase("detect"):
             regions = labeler.regions(images, scales)
         crops = [(n, r) for n, found in enumerate(regions) for r in found]

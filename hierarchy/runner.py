@@ -62,9 +62,9 @@ def cores_per_process() -> int:
 
 
 def decode_workers() -> int:
-    """Image-decoding processes to run beside the compute: none with 2 cores or fewer per process, where they
-    would take the very cores the network runs on (measured slower: benchmarks/results/label_throughput.md),
-    else up to 4, leaving half the cores to the network."""
+    """Training's image-decoding processes to run beside the compute: none with 2 cores or fewer per process,
+    where they would take the very cores the network runs on, else up to 4, leaving half the cores to the
+    network. (Labelling decodes in threads instead: image_files.decoded_batches.)"""
     cores = cores_per_process()
     return 0 if cores <= 2 else min(4, cores // 2)
 
