@@ -112,6 +112,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 
     settings = [p for p in args.paths if "=" in p and not Path(p).exists()]
     paths = [p for p in args.paths if p not in settings]
+    settings += args.overrides  # key=value pairs after the options
     detect = load_detect_config(settings) if settings else None
     flags = {"out": args.out, "device": args.device, "batch_size": args.batch_size, "workers": args.workers}
     flags |= {"crop": args.crop, "chunk": args.chunk, "tta_shift": args.tta_shift, "min_prob": args.min_prob}

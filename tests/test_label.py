@@ -150,3 +150,7 @@ def test_label_flags_are_the_label_settings(capsys, tmp_path):
     assert code == 2 and "label.batch_size=0 is out of range" in capsys.readouterr().err
     code = main(["label", str(photo), "--model", str(tmp_path), "--out", str(tmp_path / "o.csv"), "--crop", "face"])
     assert code == 2 and "label.crop='face' is not one of" in capsys.readouterr().err
+    for where in ([str(photo), "detect.cnf=0.3", "--model"], [str(photo), "--model"]):  # a setting before or after
+        args = ["label", *where, str(tmp_path), "--out", str(tmp_path / "o.csv")]
+        code = main(args if "detect.cnf=0.3" in where else [*args, "detect.cnf=0.3"])
+        assert code == 2 and "unknown config key 'detect.cnf'" in capsys.readouterr().err
