@@ -15,7 +15,6 @@ from hierarchy.paths import atomic_write
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
-KEYS = ("format_version", "stage", "model", "optimizer", "scheduler", "epoch", "best_metric", "config", "taxonomy")
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -69,9 +69,6 @@ class Taxonomy:
     def num_classes(self, level: str) -> int:
         return len(self.names(level))
 
-    def children(self, coarse_id: int) -> list[int]:
-        return [i for i, p in enumerate(self.parents) if p == coarse_id]
-
     def lookup(self, label: str, level: str = "fine") -> int:
         """Map a class name or alias to its id; an unknown label names the valid ones.
 

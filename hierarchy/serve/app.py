@@ -80,7 +80,7 @@ def build_app(
         store.close()
 
     app = FastAPI(title="hierarchy", docs_url=None, redoc_url=None, lifespan=lifespan)
-    app.state.predictor, app.state.store, app.state.table = predictor, store, table
+    app.state.store, app.state.table = store, table
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")

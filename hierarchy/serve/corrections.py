@@ -105,10 +105,6 @@ class CorrectionStore:
             ).fetchall()
         return {(crop, head): (label, action) for crop, head, label, action in found}
 
-    def count(self) -> int:
-        with self.lock:
-            return self.db.execute("SELECT COUNT(*) FROM corrections").fetchone()[0]
-
     def reviewed_crops(self) -> Iterator[tuple[dict, dict[str, str | None]]]:
         """Every crop with a correction or acceptance: ``(photo and box, {head: latest label})``."""
         with self.lock:
