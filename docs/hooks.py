@@ -51,7 +51,7 @@ def _links(text: str) -> list[re.Match[str]]:
         if FENCE.match(line):
             in_fence = not in_fence
         elif not in_fence:
-            found += [m for m in LINK.finditer(text, offset, offset + len(line))]
+            found.extend(LINK.finditer(text, offset, offset + len(line)))
         offset += len(line)
     return found
 
@@ -106,18 +106,18 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
         if rel is None:
             continue
         if link[1]:
-            log.warning("%s links to '%s': anchors into repository files are not checked, link the file",
-                        where, match.group(2))
+            log.warning(
+                "%s links to '%s': anchors into repository files are not checked, link the file", where, match.group(2)
+            )
         _linked.add(rel)
-        pieces += [markdown[end:match.start(2)], PLACEHOLDER + rel]
+        pieces += [markdown[end : match.start(2)], PLACEHOLDER + rel]
         end = match.end(2)
     return "".join(pieces) + markdown[end:]
 
 
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Point the placeholders at the copies under repo/, relative to the page."""
-    return HTML_LINK.sub(
-        lambda m: f'{m.group(1)}="{get_relative_url(f"{SITE_FOLDER}/{m.group(2)}", page.url)}"', html)
+    return HTML_LINK.sub(lambda m: f'{m.group(1)}="{get_relative_url(f"{SITE_FOLDER}/{m.group(2)}", page.url)}"', html)
 
 
 def on_post_build(config: MkDocsConfig) -> None:
