@@ -1,29 +1,18 @@
-"""Configuration: nested dataclasses < a stage's YAML file < ``key=value`` overrides.
+"""The settings: nested dataclasses, each field with its default, its one-line help and its allowed values.
 
-Every field carries its own help text and allowed values (``setting``), so ``hierarchy run --help-config``
-prints exactly what is checked, and ``apply`` is the one place where values are checked. Values are plain
-YAML types only, so a checkpoint that stores its config loads with ``torch.load(weights_only=True)``.
-Unknown keys fail with the closest valid names. The shipped YAML files are package data (``config_dir``).
+Only the schema lives here; reading YAML and ``key=value`` words, checking values (settings.py) and printing the
+help (help.py) are the mechanism around it. Values are plain YAML types only, so a checkpoint that stores its
+config loads with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import difflib
-import importlib.resources
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hierarchy.errors import UserError
-
-# Named augmentation presets. A preset sets its keys where it is given (a YAML file or the command line);
-# keys set in the same place win over it, and a preset on the command line wins over the YAML file's keys.
 AUGMENT_KEYS = ("flip", "rotate", "translate", "scale", "jitter", "erase", "cutmix")
 AUGMENT_PRESETS: dict[str, dict[str, float]] = {
     name: dict(zip(AUGMENT_KEYS, values))
@@ -318,6 +307,12 @@ class LabelConfig:
         "pixels of the shifted test-time views, replacing what label.views gives (0 = none); -1 = leave it",
         low=-1,
     )
+    precision: str = setting(
+        "fp32",
+        "inference precision of label, serve, eval and a run's reports: fp32, or bf16 (autocast where the hardware "
+        "has bf16 natively; faster on CPUs with AMX, and it may change a few labels); never train.amp's choice",
+        choices=("fp32", "bf16"),
+    )
     chunk: int = setting(256, "images per crash-safe chunk written to OUT.parts/ (what a killed run keeps)", low=1)
     min_prob: float = setting(
         0.0,
@@ -371,236 +366,16 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
 
 
-def config_dir() -> Path:
-    """The folder of the shipped YAML files (stage configs and ``taxonomy/``), found through the package.
-
-    It is the package ``hierarchy.configs``: the checkout's ``configs/`` in an editable install, and
-    ``hierarchy/configs/`` inside an installed wheel, so a command works from any folder.
-    """
-    try:
-        return Path(str(importlib.resources.files("hierarchy.configs")))
-    except ModuleNotFoundError:
-        raise UserError(
-            "the shipped configs (package hierarchy.configs) are missing: install hierarchy with `pip install .` "
-            "(or `pip install -e .` in a checkout)"
-        ) from None
-
-
-def _walk(cfg: Any, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
+def walk(cfg: Any, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
     """(dotted key, dataclass field, current value) of every setting, sections flattened."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value):
-            yield from _walk(value, f"{prefix}{f.name}.")
+            yield from walk(value, f"{prefix}{f.name}.")
         else:
             yield prefix + f.name, f, value
 
 
 def config_keys(cfg: Any = None, prefix: str = "") -> list[str]:
     """All dotted keys, e.g. ``['stage', …, 'data.format', …]``."""
-    return [key for key, _, _ in _walk(Config() if cfg is None else cfg, prefix)]
-
-
-def _show(value: Any) -> str:
-    """A value as it is written in YAML or after ``key=`` (``""``, ``true``, ``[32, 64]``, ``{coarse: 1.0}``)."""
-    if value == "":
-        return '""'
-    text = yaml.safe_dump(value, default_flow_style=True, width=1_000_000).strip()
-    return text.removesuffix("...").strip()
-
-
-def _range(meta: Mapping[str, Any]) -> str:
-    """A key's allowed range in words, e.g. ``>= 0 and < 1``; "" when any number goes."""
-    bounds = (("low", ">="), ("above", ">"), ("high", "<="), ("below", "<"))
-    return " and ".join(f"{sign} {meta[name]}" for name, sign in bounds if meta.get(name) is not None)
-
-
-def _allowed(meta: Mapping[str, Any]) -> str:
-    """A key's allowed values for the help listing: ``one of: a | b``, ``>= 1`` or ""."""
-    if meta.get("choices") is not None:
-        return "one of: " + " | ".join(_show(c) for c in meta["choices"])
-    return _range(meta)
-
-
-def setting_help(key: str) -> str:
-    """One key's help, allowed values and default, e.g. for an argparse flag that sets that key."""
-    for dotted, f, value in _walk(Config()):
-        if dotted == key:
-            allowed = _allowed(f.metadata)
-            return f"{f.metadata['help']}" + (f" [{allowed}]" if allowed else "") + f" (default: {_show(value)})"
-    raise _unknown_key(key)
-
-
-def help_text() -> str:
-    """Every config key with its default, its own help and its allowed values, one key a line."""
-    lines = ["config keys (key, default, meaning [allowed values]); set them as key=value or in a --config YAML:"]
-    section = ""
-    for key, f, value in _walk(Config()):
-        if key.rpartition(".")[0] != section:
-            section = key.rpartition(".")[0]
-            lines.append("")
-        allowed = _allowed(f.metadata)
-        lines.append(f"  {key:28} {_show(value):14} {f.metadata['help']}" + (f" [{allowed}]" if allowed else ""))
-    return "\n".join(lines)
-
-
-def _unknown_key(key: str) -> UserError:
-    if key in RETIRED:
-        return UserError(f"{key} is no longer a setting ({RETIRED[key]}): delete it")
-    close = difflib.get_close_matches(key, config_keys(), n=3, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    return UserError(f"unknown config key {key!r}.{hint} Run `hierarchy run --help-config` to list every key.")
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Check a value against the type of the default; ints are accepted for floats."""
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no decimal point) as a string
-            with contextlib.suppress(ValueError):
-                return float(value)
-    elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(default, str):
-        return "" if value is None else str(value)
-    elif isinstance(default, list):  # [int, …], e.g. per-stage widths
-        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-            return list(value)
-        raise UserError(
-            f"config key {key!r} expects a list of positive whole numbers, e.g. {key}=[32,64], got {value!r}"
-        )
-    elif isinstance(default, dict):  # {name: number}, e.g. per-head loss weights
-        if isinstance(value, dict) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
-        ):
-            return {str(k): float(v) for k, v in value.items()}
-        raise UserError(
-            f"config key {key!r} expects a mapping of names to numbers, e.g. {key}='{{coarse: 0.5, fine: 1.0}}' "
-            f"(a space after each colon), got {value!r}"
-        )
-    raise UserError(f"config key {key!r} expects a {type(default).__name__}, got {value!r}")
-
-
-def _check(key: str, value: Any, meta: Mapping[str, Any]) -> None:
-    """Raise one UserError naming ``key`` when ``value`` is not among its choices or outside its range."""
-    choices = meta.get("choices")
-    if choices is not None and value not in choices:
-        raise UserError(f"{key}={value!r} is not one of {', '.join(_show(c) for c in choices)}")
-    limits = (
-        (meta.get("low"), lambda bound: value >= bound),
-        (meta.get("above"), lambda bound: value > bound),
-        (meta.get("high"), lambda bound: value <= bound),
-        (meta.get("below"), lambda bound: value < bound),
-    )
-    if not all(bound is None or inside(bound) for bound, inside in limits):  # NaN fails every comparison
-        raise UserError(f"{key}={value!r} is out of range: use a value {_range(meta)} — {meta['help']}")
-
-
-def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
-    """Apply a nested dict of values to a config dataclass in place: the one place where settings are checked.
-
-    Unknown keys, values of the wrong type and values outside a key's choices or range raise one
-    ``UserError`` that names the key and says what to use.
-    """
-    if prefix == "train." and values.get("augment"):  # the preset first, so keys beside it override it
-        values = {**AUGMENT_PRESETS.get(str(values["augment"]), {}), **values}
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
-    for key, value in values.items():
-        dotted = f"{prefix}{key}"
-        if key not in fields:
-            raise _unknown_key(dotted)
-        current = getattr(cfg, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise UserError(f"config key {dotted!r} is a section; set its keys, e.g. {dotted}.<key>=…")
-            apply(current, value, dotted + ".")
-        else:
-            value = _coerce(dotted, value, current)
-            _check(dotted, value, fields[key].metadata)
-            setattr(cfg, key, value)
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``['train.epochs=5', 'model.backbone=resnet18']`` into a nested dict with YAML-typed values."""
-    nested: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise UserError(f"override {pair!r} is not key=value (for example train.epochs=5)")
-        key, raw = pair.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else ""
-        node = nested
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return nested
-
-
-def load_config(stage: str, config_file: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Resolve the config for a stage: defaults < ``configs/detector.yaml`` < ``configs/<stage>.yaml`` (or
-    ``config_file``) < overrides. The detector file holds the detection settings every stage shares."""
-    cfg = Config()
-    apply(cfg, {"stage": stage})
-    shipped = config_dir()
-    with open(shipped / "detector.yaml", encoding="utf-8") as f:
-        apply(cfg.detect, yaml.safe_load(f) or {}, "detect.")
-    path = Path(config_file) if config_file else shipped / f"{stage}.yaml"
-    if config_file and not path.is_file():
-        raise UserError(f"config file {path} not found")
-    if path.is_file():
-        with open(path, encoding="utf-8") as f:
-            apply(cfg, yaml.safe_load(f) or {})
-        cfg.stage = stage
-    apply(cfg, parse_overrides(overrides or []))
-    return cfg
-
-
-def label_options(values: dict[str, Any]) -> LabelConfig:
-    """``label.*`` settings from ``{key: value}`` (e.g. the flags of ``hierarchy label``), checked like any key."""
-    options = LabelConfig()
-    apply(options, values, "label.")
-    return options
-
-
-def load_detect_config(overrides: list[str] | None = None) -> DetectConfig:
-    """Detection settings alone (``hierarchy detect``): defaults < ``configs/detector.yaml`` < ``detect.*`` pairs."""
-    values = parse_overrides(overrides or [])
-    if set(values) - {"detect"}:
-        raise UserError(
-            f"detect takes detect.* settings only (e.g. detect.conf=0.4), not {sorted(set(values) - {'detect'})}"
-        )
-    cfg = load_config("detect")
-    apply(cfg, values)
-    return cfg.detect
-
-
-def to_dict(cfg: Config) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
-
-
-def _without_retired(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    return {
-        key: _without_retired(value, f"{prefix}{key}.") if isinstance(value, dict) else value
-        for key, value in values.items()
-        if f"{prefix}{key}" not in RETIRED
-    }
-
-
-def from_dict(values: dict[str, Any]) -> Config:
-    """Rebuild a config saved in a checkpoint or run folder.
-
-    Keys earlier versions had (``RETIRED``) are dropped; other unknown keys from other versions are rejected.
-    """
-    cfg = Config()
-    apply(cfg, _without_retired(values))
-    return cfg
-
-
-def save_config(cfg: Config, path: Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(to_dict(cfg), f, allow_unicode=True, sort_keys=False)
+    return [key for key, _, _ in walk(Config() if cfg is None else cfg, prefix)]

@@ -1,0 +1,43 @@
+"""Configuration: nested dataclasses < a stage's YAML file < ``key=value`` overrides.
+
+- ``schema``: the settings themselves; every field carries its help text and allowed values (``setting``).
+- ``settings``: reading (YAML, checkpoints) and checking: ``apply`` is the one place where values are checked.
+- ``overrides``: the one parser of ``key=value`` words.
+- ``help``: ``hierarchy run --help-config``, a flag's help, the message for an unknown key.
+"""
+
+from hierarchy.config.help import help_text, setting_help
+from hierarchy.config.overrides import parse_overrides
+from hierarchy.config.schema import (
+    AUGMENT_KEYS,
+    AUGMENT_PRESETS,
+    RETIRED,
+    RULES,
+    AuditConfig,
+    Config,
+    DataConfig,
+    DetectConfig,
+    HierarchyConfig,
+    LabelConfig,
+    ModelConfig,
+    TrainConfig,
+    config_keys,
+    setting,
+)
+from hierarchy.config.settings import (
+    apply,
+    config_dir,
+    from_dict,
+    label_options,
+    load_config,
+    load_detect_config,
+    save_config,
+    to_dict,
+)
+
+__all__ = [
+    "AUGMENT_KEYS", "AUGMENT_PRESETS", "RETIRED", "RULES", "AuditConfig", "Config", "DataConfig", "DetectConfig",
+    "HierarchyConfig", "LabelConfig", "ModelConfig", "TrainConfig", "apply", "config_dir", "config_keys",
+    "from_dict", "help_text", "label_options", "load_config", "load_detect_config", "parse_overrides", "save_config",
+    "setting", "setting_help", "to_dict",
+]  # fmt: skip

@@ -1,0 +1,174 @@
+"""Reading and checking the settings: defaults < a stage's YAML file < ``key=value`` overrides.
+
+``apply`` is the one place where values are checked against the schema (type, choices, range). Unknown keys
+fail with the closest valid names. The shipped YAML files are package data (``config_dir``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.resources
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hierarchy.config.help import show, unknown_key, value_range
+from hierarchy.config.overrides import parse_overrides
+from hierarchy.config.schema import AUGMENT_PRESETS, RETIRED, Config, DetectConfig, LabelConfig
+from hierarchy.errors import UserError
+
+
+def config_dir() -> Path:
+    """The folder of the shipped YAML files (stage configs and ``taxonomy/``), found through the package.
+
+    It is the package ``hierarchy.configs``: the checkout's ``configs/`` in an editable install, and
+    ``hierarchy/configs/`` inside an installed wheel, so a command works from any folder.
+    """
+    try:
+        return Path(str(importlib.resources.files("hierarchy.configs")))
+    except ModuleNotFoundError:
+        raise UserError(
+            "the shipped configs (package hierarchy.configs) are missing: install hierarchy with `pip install .` "
+            "(or `pip install -e .` in a checkout)"
+        ) from None
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check a value against the type of the default; ints are accepted for floats."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no decimal point) as a string
+            with contextlib.suppress(ValueError):
+                return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, str):
+        return "" if value is None else str(value)
+    elif isinstance(default, list):  # [int, …], e.g. per-stage widths
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            return list(value)
+        raise UserError(
+            f"config key {key!r} expects a list of positive whole numbers, e.g. {key}=[32,64], got {value!r}"
+        )
+    elif isinstance(default, dict):  # {name: number}, e.g. per-head loss weights
+        if isinstance(value, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        ):
+            return {str(k): float(v) for k, v in value.items()}
+        raise UserError(
+            f"config key {key!r} expects a mapping of names to numbers, e.g. {key}='{{coarse: 0.5, fine: 1.0}}' "
+            f"(a space after each colon), got {value!r}"
+        )
+    raise UserError(f"config key {key!r} expects a {type(default).__name__}, got {value!r}")
+
+
+def _check(key: str, value: Any, meta: Mapping[str, Any]) -> None:
+    """Raise one UserError naming ``key`` when ``value`` is not among its choices or outside its range."""
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise UserError(f"{key}={value!r} is not one of {', '.join(show(c) for c in choices)}")
+    limits = (
+        (meta.get("low"), lambda bound: value >= bound),
+        (meta.get("above"), lambda bound: value > bound),
+        (meta.get("high"), lambda bound: value <= bound),
+        (meta.get("below"), lambda bound: value < bound),
+    )
+    if not all(bound is None or inside(bound) for bound, inside in limits):  # NaN fails every comparison
+        raise UserError(f"{key}={value!r} is out of range: use a value {value_range(meta)} — {meta['help']}")
+
+
+def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
+    """Apply a nested dict of values to a config dataclass in place: the one place where settings are checked.
+
+    Unknown keys, values of the wrong type and values outside a key's choices or range raise one
+    ``UserError`` that names the key and says what to use.
+    """
+    if prefix == "train." and values.get("augment"):  # the preset first, so keys beside it override it
+        values = {**AUGMENT_PRESETS.get(str(values["augment"]), {}), **values}
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            raise unknown_key(dotted)
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise UserError(f"config key {dotted!r} is a section; set its keys, e.g. {dotted}.<key>=…")
+            apply(current, value, dotted + ".")
+        else:
+            value = _coerce(dotted, value, current)
+            _check(dotted, value, fields[key].metadata)
+            setattr(cfg, key, value)
+
+
+def load_config(stage: str, config_file: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Resolve the config for a stage: defaults < ``configs/detector.yaml`` < ``configs/<stage>.yaml`` (or
+    ``config_file``) < overrides. The detector file holds the detection settings every stage shares."""
+    cfg = Config()
+    apply(cfg, {"stage": stage})
+    shipped = config_dir()
+    with open(shipped / "detector.yaml", encoding="utf-8") as f:
+        apply(cfg.detect, yaml.safe_load(f) or {}, "detect.")
+    path = Path(config_file) if config_file else shipped / f"{stage}.yaml"
+    if config_file and not path.is_file():
+        raise UserError(f"config file {path} not found")
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            apply(cfg, yaml.safe_load(f) or {})
+        cfg.stage = stage
+    apply(cfg, parse_overrides(overrides or []))
+    return cfg
+
+
+def label_options(values: dict[str, Any]) -> LabelConfig:
+    """``label.*`` settings from ``{key: value}`` (e.g. the flags of ``hierarchy label``), checked like any key."""
+    options = LabelConfig()
+    apply(options, values, "label.")
+    return options
+
+
+def load_detect_config(overrides: list[str] | None = None) -> DetectConfig:
+    """Detection settings alone (``hierarchy detect``): defaults < ``configs/detector.yaml`` < ``detect.*`` pairs."""
+    values = parse_overrides(overrides or [])
+    if set(values) - {"detect"}:
+        raise UserError(
+            f"detect takes detect.* settings only (e.g. detect.conf=0.4), not {sorted(set(values) - {'detect'})}"
+        )
+    cfg = load_config("detect")
+    apply(cfg, values)
+    return cfg.detect
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def _without_retired(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    return {
+        key: _without_retired(value, f"{prefix}{key}.") if isinstance(value, dict) else value
+        for key, value in values.items()
+        if f"{prefix}{key}" not in RETIRED
+    }
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a config saved in a checkpoint or run folder.
+
+    Keys earlier versions had (``RETIRED``) are dropped; other unknown keys from other versions are rejected.
+    """
+    cfg = Config()
+    apply(cfg, _without_retired(values))
+    return cfg
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(to_dict(cfg), f, allow_unicode=True, sort_keys=False)
