@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# Named augmentation presets (train.augment). A preset sets its keys where it is given (a YAML file or the command
+# line); keys set in the same place win over it, and a preset on the command line wins over the YAML file's keys.
 AUGMENT_KEYS = ("flip", "rotate", "translate", "scale", "jitter", "erase", "cutmix")
 AUGMENT_PRESETS: dict[str, dict[str, float]] = {
     name: dict(zip(AUGMENT_KEYS, values))
@@ -38,6 +40,7 @@ def setting(
     above: float | None = None,
     high: float | None = None,
     below: float | None = None,
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Any:
     """A dataclass field with its help text and allowed values beside its default.
 
@@ -47,8 +50,11 @@ def setting(
         choices: The only values allowed.
         low, above: Smallest allowed value (inclusive), or the bound the value must exceed.
         high, below: Largest allowed value (inclusive), or the bound the value must stay under.
+        presets: Named sets of values for other keys of the same section, keyed by this key's value: where the
+            key is set, its preset's values are set too, and keys set beside it win over them.
     """
     meta = {"help": help, "choices": choices, "low": low, "above": above, "high": high, "below": below}
+    meta |= {"presets": presets}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -217,6 +223,7 @@ class TrainConfig:
         "a named augmentation preset that sets flip, rotate, translate, scale, jitter, erase and cutmix; keys set "
         'beside it win; "" = none',
         choices=("", *AUGMENT_PRESETS),
+        presets=AUGMENT_PRESETS,
     )
     amp: bool = setting(True, "bf16 mixed precision where the hardware does bf16 natively (recent GPUs and CPUs)")
     device: str = setting("auto", "auto (the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")

@@ -17,7 +17,7 @@ import yaml
 
 from hierarchy.config.help import show, unknown_key, value_range
 from hierarchy.config.overrides import parse_overrides
-from hierarchy.config.schema import AUGMENT_PRESETS, RETIRED, Config, DetectConfig, LabelConfig
+from hierarchy.config.schema import RETIRED, Config, DetectConfig, LabelConfig
 from hierarchy.errors import UserError
 
 
@@ -91,9 +91,10 @@ def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
     Unknown keys, values of the wrong type and values outside a key's choices or range raise one
     ``UserError`` that names the key and says what to use.
     """
-    if prefix == "train." and values.get("augment"):  # the preset first, so keys beside it override it
-        values = {**AUGMENT_PRESETS.get(str(values["augment"]), {}), **values}
     fields = {f.name: f for f in dataclasses.fields(cfg)}
+    for name in [name for name in values if name in fields and fields[name].metadata.get("presets")]:
+        if values[name]:  # the preset first, so keys set beside it override it (an unknown name fails below)
+            values = {**fields[name].metadata["presets"].get(str(values[name]), {}), **values}
     for key, value in values.items():
         dotted = f"{prefix}{key}"
         if key not in fields:
