@@ -68,11 +68,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """Without ``--split``: the test split, or validation when the data has none (the report says so and how to
+    add one; exit 0, also when nothing was held out). ``--split test`` on data without one: exit 2."""
     from hierarchy.evaluate import evaluate_run, format_report
 
     report, out = evaluate_run(args.model, args.split, args.out, args.device, args.overrides, args.min_prob)
     print(format_report(report))
-    print(f"report files in {out}")
+    if out:
+        print(f"report files in {out}")
     return 0
 
 
@@ -216,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate a model on the held-out test split", epilog=EPILOG)
     ev.add_argument("--model", required=True, help="run folder or checkpoint file")
-    ev.add_argument("--split", default="test", choices=["test", "val"], help="test (default) or val")
+    ev.add_argument(
+        "--split", choices=["test", "val"], help="test or val (default: test, or val when the data has no test split)"
+    )
     ev.add_argument("--out", help="report folder (default: <run>/<split>)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ev.add_argument(

@@ -19,7 +19,7 @@ from hierarchy.config import apply, from_dict, parse_overrides, to_dict
 from hierarchy.data import build_loader, build_splits, build_test
 from hierarchy.data.images import SkipLog, multi_hot
 from hierarchy.data.transforms import to_model_input
-from hierarchy.errors import UserError
+from hierarchy.errors import NoTestSplit, UserError
 from hierarchy.inference import Classifiers, forward, model_from_checkpoint
 from hierarchy.metrics import (
     classification_metrics,
@@ -163,14 +163,20 @@ def evaluate_checkpoint(
 
 def evaluate_run(
     model: str | Path,
-    split: str = "test",
+    split: str | None = "test",
     out: str | Path | None = None,
     device: str = "auto",
     overrides: list[str] | None = None,
     min_prob: float = 0.0,
     calibrate: bool = False,
-) -> tuple[dict[str, Any], Path]:
+) -> tuple[dict[str, Any], Path | None]:
     """Evaluate a run folder or checkpoint on its data's ``split``; files go to ``out`` (default ``<run>/<split>``).
+
+    ``split=None`` (``hierarchy eval`` without ``--split``) is the test split when the data has one, else the
+    run's validation split, with a ``note`` in the report that says so and how to add a test split; a run that
+    held nothing out (no test split, ``data.val_fraction=0``) gets ``({"split": None, "note": …}, None)`` and no
+    files. ``split="test"`` asked for explicitly on data without one raises ``NoTestSplit`` (a ``UserError``):
+    a user who names the test split wants test figures, not validation ones under another name.
 
     With ``calibrate`` the temperatures are fitted on this split and written into the checkpoint file (only
     them: the overrides below are not saved). ``overrides`` may set ``data.*`` (e.g. where the data moved),
@@ -189,10 +195,18 @@ def evaluate_run(
     state["config"] = to_dict(cfg)  # the decoding rule and data location used for this report
     taxonomy = build_taxonomy(state["taxonomy"], source=state["path"])
     where = str(select_device(device))
-    if split == "test":
-        dataset = build_test(cfg.data, taxonomy, cfg.detect, where)
-    else:
+    no_test = ""  # why there is no test split and how to add one, when split=None found none
+    if split in (None, "test"):
+        try:
+            dataset, split = build_test(cfg.data, taxonomy, cfg.detect, where), "test"
+        except NoTestSplit as missing:
+            if split == "test":
+                raise
+            split, no_test = "val", str(missing)
+    if split != "test":
         dataset = build_splits(cfg.data, taxonomy, cfg.train.seed, cfg.detect, where)[1]
+        if dataset is None and no_test:
+            return {"split": None, "note": held_out_note(None, no_test, str(model))}, None
         if dataset is None and calibrate:
             raise UserError(
                 f"{model} trained on every training image (data.val_fraction=0): there is no validation split to "
@@ -202,11 +216,28 @@ def evaluate_run(
             raise UserError(f"{model} trained on every training image (data.val_fraction=0): use --split test")
     out_dir = Path(out) if out else Path(state["path"]).parent.parent / split
     report = evaluate_checkpoint(state, dataset, out_dir, split, device, calibrate=calibrate, min_prob=min_prob)
+    if no_test:
+        report["note"] = held_out_note("val", no_test, str(model))
     if calibrate:
         original = load_checkpoint(state["path"])
         original["temperatures"] = state["temperatures"]
         save_checkpoint(Path(original.pop("path")), original)
     return report, out_dir
+
+
+def held_out_note(split: str | None, no_test: str, model: str) -> str:
+    """What a report on data without a test split says: which split it is on instead (``val``, or None when
+    nothing was held out) and, from ``no_test`` (the data adapter's words), how to add a test split."""
+    then = f"{no_test}, then run hierarchy eval --model {model}."
+    if split == "val":
+        return (
+            "No test split was given, so these figures are on the validation split, which also chose the best epoch: "
+            f"expect slightly lower ones on new photos. {then}"
+        )
+    return (
+        f"No test split was given and nothing else was held out ({model} trained on every training image: "
+        f"data.val_fraction=0), so the model is not measured. {then}"
+    )
 
 
 def write_predictions(
@@ -246,6 +277,10 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def format_report(report: dict[str, Any]) -> str:
+    """The report as text: a table per head, then calibration, abstention and hierarchy lines, and last its
+    ``note`` (e.g. that there was no test split), the one line of a report on nothing held out."""
+    if report["split"] is None:
+        return report["note"]
     text = f"{report['split']} split, {report['n_images']} images, taxonomy {report['taxonomy']}\n"
     m = report.get("model")
     if m:
@@ -265,7 +300,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"mistake severity {h['mistake_severity']:.2f} (2 = sibling, 4 = other group), "
             f"sibling errors {h['sibling_error_share']:.1%}"
         )
-    return text
+    return text + (f"\n{report['note']}" if report.get("note") else "")
 
 
 def trust_lines(report: dict[str, Any]) -> list[str]:

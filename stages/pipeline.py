@@ -1,5 +1,8 @@
 """The default job: coarse → fine → evaluation on the held-out test split → labeling (when asked).
 
+Data without a test split ends the job with the fine run's own validation report and a note that says how to
+add a test split (or, with ``data.val_fraction=0``, that nothing was held out): it is not an error.
+
 With ``--run-dir DIR`` the job can be run again: a stage whose run is finished with the same settings is
 skipped, an interrupted one continues (``resume=auto``), and the labeler skips what it labelled before.
 """
@@ -7,13 +10,14 @@ skipped, an interrupted one continues (``resume=auto``), and the labeler skips w
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
 from hierarchy.checkpoint import load_checkpoint
 from hierarchy.config import Config, load_config, to_dict
-from hierarchy.errors import UserError
-from hierarchy.evaluate import evaluate_run, format_report
+from hierarchy.errors import NoTestSplit, UserError
+from hierarchy.evaluate import evaluate_run, format_report, held_out_note
 from stages import coarse, fine, label
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,16 @@ def train(stage, cfg: Config) -> Path:
     return stage.run(cfg)
 
 
+def report_without_test(fine_dir: Path, no_test: str) -> None:
+    """The job's last report when the data has no test split: the fine run's validation report, written when it
+    trained (no second pass), or, with ``data.val_fraction=0``, that nothing was held out; ``no_test`` is the
+    data adapter's words on how to add a test split."""
+    report = json.loads((fine_dir / "metrics.json").read_text(encoding="utf-8"))
+    if report["split"] == "val":
+        log.info("fine model on the validation split (%s):\n%s", fine_dir, format_report(report))
+    log.warning(held_out_note(report["split"], no_test, str(fine_dir)))
+
+
 def run(overrides: list[str], run_dir: str | None = None) -> Path:
     """Run the stages with the same ``key=value`` overrides; returns the fine run folder.
 
@@ -80,8 +94,12 @@ def run(overrides: list[str], run_dir: str | None = None) -> Path:
     if report_file.exists() and report_file.stat().st_mtime > best.stat().st_mtime:
         log.info("test report %s is newer than the fine checkpoint: kept", report_file)
     else:
-        report, _ = evaluate_run(fine_dir, "test", device=fine_cfg.train.device)
-        log.info("fine model on the held-out test split (%s):\n%s", fine_dir / "test", format_report(report))
+        try:
+            report, _ = evaluate_run(fine_dir, "test", device=fine_cfg.train.device)
+        except NoTestSplit as missing:
+            report_without_test(fine_dir, str(missing))
+        else:
+            log.info("fine model on the held-out test split (%s):\n%s", fine_dir / "test", format_report(report))
     if fine_cfg.label.input:
         options = dataclasses.replace(fine_cfg.label, out=fine_cfg.label.out or str(fine_dir / "labels.csv"))
         summary = label.run(paths=[options.input], models=[str(fine_dir)], options=options)

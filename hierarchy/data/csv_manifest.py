@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from hierarchy.data.images import ImageFiles, label_ids
-from hierarchy.errors import UserError
+from hierarchy.errors import NoTestSplit, UserError
 from hierarchy.taxonomy import Taxonomy
 
 BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
@@ -41,10 +41,10 @@ def load(
             raise UserError(f"{path}: no rows with {split_column}=train")
     elif split != "train":
         if split == "test":
-            raise UserError(
-                f"{path} has no '{split_column}' column: mark held-out rows {split_column}=test to evaluate"
-            )
+            raise NoTestSplit(f"{path} has no '{split_column}' column: mark held-out rows {split_column}=test")
         return None
+    if frame.empty and split == "test":
+        raise NoTestSplit(f"{path} has no rows with {split_column}=test: mark held-out rows so")
     if frame.empty:
         return None if split == "val" else ImageFiles([], [], [], image_size)
     ids = []

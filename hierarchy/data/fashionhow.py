@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from hierarchy.data.images import ImageFiles
-from hierarchy.errors import UserError
+from hierarchy.errors import NoTestSplit, UserError
 from hierarchy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,10 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int) -> ImageFil
         return None
     base = Path(root).expanduser()
     path = find_csv(base, split)
+    if path is None and split == "test":
+        raise NoTestSplit(f"no Fashion-How held-out CSV (*val*.csv or *test*.csv) in {base}: add one")
     if path is None:
-        what = "training (*train*.csv)" if split == "train" else "held-out (*val*.csv or *test*.csv)"
-        raise UserError(f"no Fashion-How {what} CSV in {base}. {HOW_TO_GET}")
+        raise UserError(f"no Fashion-How training (*train*.csv) CSV in {base}. {HOW_TO_GET}")
     if not taxonomy.attributes:
         raise UserError("data.format=fashionhow needs attribute heads: run it through the fine stage")
     frame = read_csv(path)

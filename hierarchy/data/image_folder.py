@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hierarchy.data.images import ImageFiles, label_ids
-from hierarchy.errors import UserError
+from hierarchy.errors import NoTestSplit, UserError
 from hierarchy.image_files import IMAGE_SUFFIXES, list_images
 from hierarchy.taxonomy import Taxonomy
 
@@ -39,10 +39,16 @@ def load(root: str, split: str, taxonomy: Taxonomy, image_size: int, strict: boo
         raise UserError(
             f"image folder data.root={root!r} is not a folder. Set data.root=DIR with one sub-folder per label."
         )
-    folder = split_folder(base, split) if has_split_folders(base) else (base if split == "train" else None)
+    split_folders = has_split_folders(base)
+    folder = split_folder(base, split) if split_folders else (base if split == "train" else None)
     if folder is None:
+        if split == "test" and split_folders:
+            raise NoTestSplit(f"{base} has no test/ folder: put held-out photos in {base}/test/<label>/")
         if split == "test":
-            raise UserError(f"{base} has no test/ folder: evaluation needs held-out images in {base}/test/<label>/")
+            raise NoTestSplit(
+                f"{base} has no test split: move the training photos into {base}/train/<label>/ and put held-out "
+                f"ones in {base}/test/<label>/"
+            )
         return None
     paths, fine, coarse = [], [], []
     if not strict:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hierarchy.data.images import ALL_FINE, ImageFiles, label_ids
-from hierarchy.errors import UserError
+from hierarchy.errors import NoTestSplit, UserError
 from hierarchy.image_files import IMAGE_SUFFIXES
 from hierarchy.taxonomy import Taxonomy
 
@@ -113,7 +113,7 @@ def read_records(root: str, split: str) -> list[Record]:
     folder = split_root(base, split)
     if folder is None:
         if split == "test":
-            raise UserError(f"{base} has no Validation/ (or test/) folder to evaluate on")
+            raise NoTestSplit(f"{base} has no Validation/ (or test/) folder: put the held-out annotations there")
         return []
     records, problems = [], []
     for path in sorted(folder.rglob("*.json")):
