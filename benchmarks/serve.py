@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.fashion_mnist import hierarchy_cmd, save_results  # noqa: E402
 from benchmarks.label_efficiency import cpu_kind  # noqa: E402
+from benchmarks.serve_process import ServerProcess  # noqa: E402
 from hierarchy.data.fashion_mnist import find_file, read_idx  # noqa: E402
 from hierarchy.metrics import format_table  # noqa: E402
 from hierarchy.paths import newest_run  # noqa: E402
-from hierarchy.serve.process import ServerProcess  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 FINDINGS = "## Findings"

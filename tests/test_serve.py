@@ -13,11 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
-from conftest import make_image_folder
+from conftest import hierarchy, make_image_folder
 from PIL import Image
-from test_cli import hierarchy
 
-from hierarchy.serve.process import ServerProcess
+from benchmarks.serve_process import ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import BUS, make_image_folder
+from conftest import BUS, hierarchy, make_image_folder
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -18,9 +18,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
-from test_cli import hierarchy
 
-from hierarchy.serve.process import ServerProcess
+from benchmarks.serve_process import ServerProcess
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 

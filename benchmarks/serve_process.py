@@ -1,5 +1,6 @@
-"""Start ``hierarchy serve`` in a child process and talk to its API over HTTP: for scripts that push photos or
-corrections, and for the benchmarks and tests of the server."""
+"""Start ``hierarchy serve`` in a child process and talk to its API over HTTP: the client that benchmarks/serve.py
+and the server's tests (tests/test_serve*.py) drive it with. Imports nothing of ours, so both import it as
+``benchmarks.serve_process`` from the checkout's root."""
 
 from __future__ import annotations
 
