@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,10 +12,11 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, make_image_folder, tiny_overrides
+from conftest import ROOT, hierarchy, in_process, make_image_folder, refused, tiny_overrides
 
 from hierarchy.config import load_config
-from hierarchy.inference import Classifiers, group_matrix
+from hierarchy.infer.classifier import TorchClassifiers
+from hierarchy.infer.decode import group_matrix
 from hierarchy.models import build_model
 
 RUN_FILES = {
@@ -26,38 +28,6 @@ RUN_FILES = {
     "predictions_val.csv",
     "checkpoints",
 }
-
-
-def hierarchy(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "hierarchy", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=300,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def in_process(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    """The real command run by this process's ``hierarchy.cli.main`` (no interpreter start-up: ~4 s saved);
-    returns (exit status, stdout, stderr). Log lines go to pytest's log capture, not stderr."""
-    from hierarchy.cli import main
-
-    monkeypatch.chdir(ROOT)
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def refused(capsys, monkeypatch, *args: str) -> str:
-    """Run a command that must stop at a user error; check it exits with status 2 and one line, no traceback."""
-    code, _, err = in_process(capsys, monkeypatch, *args)
-    assert code == 2 and "Traceback" not in err, err
-    return err
 
 
 def test_coarse_run_folder(coarse_and_fine):
@@ -112,7 +82,7 @@ def test_temperatures_fitted_on_validation_serve_every_command(coarse_and_fine, 
         before, after = report["calibration"][head]["before"], report["calibration"][head]["after"]
         assert after["nll"] <= before["nll"] + 1e-6 and {"ece", "brier"} <= set(after)  # fitted on these
         assert (fine / f"reliability_{head}.png").stat().st_size > 1000
-    classifiers = Classifiers.load([str(fine)], torch.device("cpu"))
+    classifiers = TorchClassifiers.load([str(fine)], torch.device("cpu"))
     probs = classifiers.probabilities([torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)])
     implied = probs["fine"] @ group_matrix(classifiers.taxonomy)  # the calibrated fine distribution's groups …
     assert torch.allclose(implied, probs["coarse"], atol=1e-5)  # … are the calibrated coarse distribution
@@ -188,24 +158,24 @@ def test_user_errors_are_one_line(fmnist_root, tmp_path, capsys, monkeypatch):
     )
 
 
-def test_help_lists_subcommands_and_keys():
-    assert "run" in hierarchy("--help").stdout and "--model" in hierarchy("eval", "--help").stdout
-    keys = hierarchy("run", "--help-config").stdout
-    for key in (
-        "data.format",
-        "data.root",
-        "data.limit",
-        "data.image_size",
-        "model.backbone",
-        "model.pretrained",
-        "model.weights",
-        "train.epochs",
-        "train.batch_size",
-        "train.lr",
-        "init_from",
-        "resume",
-    ):
-        assert key in keys
+SUBCOMMANDS = ("run", "audit", "eval", "calibrate", "detect", "label", "export", "serve", "corrections")
+
+
+def test_help_lists_subcommands_and_keys(capsys, monkeypatch):
+    listed = re.findall(r"^ {4}(\w+) +\w", hierarchy("--help").stdout, re.M)  # "    run   train a stage …"
+    assert listed == list(SUBCOMMANDS)  # each with its one-line help, in this order
+    for command in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as done:
+            in_process(capsys, monkeypatch, command, "--help")
+        assert done.value.code == 0 and capsys.readouterr().out.startswith(f"usage: hierarchy {command} "), command
+    with pytest.raises(SystemExit):
+        in_process(capsys, monkeypatch, "eval", "--help")
+    assert re.search(r"^ +--model ", capsys.readouterr().out, re.M)
+    code, keys, _ = in_process(capsys, monkeypatch, "run", "--help-config")
+    assert code == 0
+    for key in ("data.format", "data.root", "data.limit", "data.image_size", "model.backbone", "model.pretrained",
+                "model.weights", "train.epochs", "train.batch_size", "train.lr", "init_from", "resume"):  # fmt: skip
+        assert re.search(rf"^ +{re.escape(key)} ", keys, re.M), key  # a line of its own: key, default, meaning
 
 
 def test_killed_run_resumes_to_the_same_result(fmnist_root, tmp_path):
@@ -252,8 +222,6 @@ def test_existing_run_folder_is_never_overwritten(coarse_and_fine, fmnist_root, 
 
 
 def test_folder_run_skips_and_counts_a_corrupt_image(tmp_path):
-    from conftest import make_image_folder
-
     root = make_image_folder(tmp_path / "imgs", ["Sneaker", "Sandal", "Coat", "Trouser"], per_class=6)
     (root / "Coat" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     run = tmp_path / "run"

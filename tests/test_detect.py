@@ -7,7 +7,7 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import BUS, NO_PEOPLE, ZIDANE
+from conftest import BUS, NO_PEOPLE, ZIDANE, hierarchy
 from PIL import Image
 
 from hierarchy.config import DetectConfig, load_detect_config
@@ -244,8 +244,6 @@ def test_missing_weights_name_what_to_do(monkeypatch):
 
 
 def test_detect_command_writes_rows_and_previews(photo_folder, tmp_path):
-    from test_cli import hierarchy
-
     (tmp_path / "notes.jpg").write_text("not an image")
     out = tmp_path / "found.jsonl"
     proc = hierarchy(
@@ -276,8 +274,6 @@ def test_detect_command_writes_rows_and_previews(photo_folder, tmp_path):
 
 
 def test_coarse_stage_learns_garment_types_from_pose_regions(photo_folder, tmp_path):
-    from test_cli import hierarchy
-
     common = [
         "data.format=folder", f"data.root={photo_folder}", "train.epochs=1", "train.batch_size=8",
         "data.image_size=32", "data.val_fraction=0.3", f"detect.cache_dir={tmp_path / 'cache'}",
@@ -379,8 +375,6 @@ def test_kfashion_parts_without_a_known_category_train_the_coarse_head(tmp_path,
 
 
 def test_detect_stage_trains_a_garment_detector(tmp_path):
-    from test_cli import hierarchy
-
     root = make_kfashion(tmp_path / "kf", copies=2)
     run = tmp_path / "det"
     hierarchy(

@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import class_pattern, make_image_folder
+from conftest import class_pattern, hierarchy, in_process, make_image_folder, refused
 from PIL import Image
-from test_cli import hierarchy, in_process, refused
 
 from hierarchy.data.transforms import letterbox
-from hierarchy.inference import Classifiers
-from hierarchy.onnx_model import OnnxClassifiers
+from hierarchy.infer.classifier import TorchClassifiers
+from hierarchy.infer.onnx import OnnxClassifier
 
 
 def pattern_batch(n: int, size: int) -> torch.Tensor:
@@ -28,7 +27,7 @@ def pattern_batch(n: int, size: int) -> torch.Tensor:
 def exported(coarse_and_fine, tmp_path_factory):
     base, _ = coarse_and_fine
     out = tmp_path_factory.mktemp("export")
-    proc = hierarchy("export", "--model", str(base / "fine"), "--out", str(out))
+    proc = hierarchy("export", "--model", str(base / "fine"), "--out", str(out), "--views", "model")
     assert "MB)" in proc.stdout
     return base / "fine", out / "fine.onnx"
 
@@ -38,17 +37,17 @@ def test_onnx_probabilities_match_torch_on_256_images(exported):
     meta = json.loads(onnx_path.with_suffix(".json").read_text())
     assert sorted(p.name for p in onnx_path.parent.iterdir()) == ["fine.json", "fine.onnx"]  # weights inside
     assert meta["heads"] == ["coarse", "fine"] and meta["input"]["shape"] == ["batch", 3, 32, 32]
-    assert set(meta["temperatures"]) == {"coarse", "fine"} and meta["views"]["tta_shift"] == 1
-    torch_model = Classifiers.load([str(run)], torch.device("cpu"))
-    torch_model.configs[0].train.amp = False  # fp32, as the exported graph computes
+    assert set(meta["temperatures"]) == {"coarse", "fine"} and meta["views"] == {
+        "tta_flip": True, "tta_shift": 1, "applied": "inside the graph"}  # fmt: skip
+    torch_model = TorchClassifiers.load([str(run)], torch.device("cpu"), views="model")
     x = pattern_batch(256, 32)
     want = torch_model.probabilities([x])
-    got = OnnxClassifiers(onnx_path).probabilities([x])
+    got = OnnxClassifier(onnx_path).probabilities([x])
     for head in ("coarse", "fine"):
         assert got[head].shape == want[head].shape
         assert float((got[head] - want[head]).abs().max()) < 1e-4
         assert torch.equal(got[head].argmax(1), want[head].argmax(1))
-    one = OnnxClassifiers(onnx_path).probabilities([x[:1]])  # any batch size
+    one = OnnxClassifier(onnx_path).probabilities([x[:1]])  # any batch size
     assert float((one["fine"] - want["fine"][:1]).abs().max()) < 1e-4
 
 
@@ -59,8 +58,7 @@ def test_label_with_the_onnx_model(exported, tmp_path, capsys, monkeypatch):
                               str(tmp_path / "onnx.csv"))  # fmt: skip
     assert code == 0 and "12 images labelled" in out
     rows = pd.read_csv(tmp_path / "onnx.csv")
-    torch_model = Classifiers.load([str(run)], torch.device("cpu"))
-    torch_model.configs[0].train.amp = False  # fp32: the labels the exported graph must give
+    torch_model = TorchClassifiers.load([str(run)], torch.device("cpu"), views="model")  # as exported
     images = [Image.open(photos / p).convert("RGB") for p in rows["path"]]
     want = torch_model.crops(images, [None] * len(images))["fine"]
     assert list(rows["fine"]) == [torch_model.taxonomy.fine[int(k)] for k in want.argmax(1)]
@@ -81,8 +79,7 @@ def test_pretrained_lite0_recipe_exports(fmnist_root, tmp_path):
     hierarchy("run", "--stage", "coarse", "--run-dir", str(tmp_path / "coarse"), *lite0)
     hierarchy("export", "--model", str(tmp_path / "coarse"), "--out", str(tmp_path / "out"))
     x = pattern_batch(16, 64)
-    torch_model = Classifiers.load([str(tmp_path / "coarse")], torch.device("cpu"))
-    torch_model.configs[0].train.amp = False
+    torch_model = TorchClassifiers.load([str(tmp_path / "coarse")], torch.device("cpu"), views="")  # as exported
     want = torch_model.probabilities([x])["coarse"]
-    got = OnnxClassifiers(tmp_path / "out" / "coarse.onnx").probabilities([x])["coarse"]
+    got = OnnxClassifier(tmp_path / "out" / "coarse.onnx").probabilities([x])["coarse"]
     assert float((got - want).abs().max()) < 1e-4 and torch.equal(got.argmax(1), want.argmax(1))

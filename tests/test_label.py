@@ -12,12 +12,11 @@ import time
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, make_image_folder
+from conftest import ROOT, hierarchy, make_image_folder
 from PIL import Image
-from test_cli import hierarchy
 
 from hierarchy.errors import UserError
-from hierarchy.inference import Classifiers
+from hierarchy.infer.classifier import TorchClassifiers
 from hierarchy.taxonomy import load_taxonomy
 
 
@@ -66,15 +65,14 @@ def test_label_rows_errors_and_formats(labeller, tmp_path):
     assert (kept["coarse"].to_numpy()[low_fine & ~low_coarse] != "").all()  # fine withheld, coarse kept
     assert set(kept["abstained"]) <= {"", "fine", "coarse,fine"} and (kept["abstained"] != "").sum() >= low_fine.sum()
 
-    def views(*args, **kwargs) -> tuple[bool, int]:
-        model_cfg = Classifiers.load([str(model)], torch.device("cpu"), *args, **kwargs).configs[0].model
-        return model_cfg.tta_flip, model_cfg.tta_shift
+    def views(**kwargs) -> tuple[bool, int]:
+        return TorchClassifiers.load([str(model)], torch.device("cpu"), **kwargs).views[0]
 
-    assert views() == views("model") == (True, 1)  # evaluation: the model's own views
-    assert views("") == views("one") == (False, 0)  # labelling: one view, unless the owner set label.views=model
-    assert views("model", tta_shift=0) == (True, 0)  # --views model --tta-shift 0
-    with pytest.raises(UserError, match="model.tta_shift=-1 is out of range"):  # before any image is read
-        Classifiers.load([str(model)], torch.device("cpu"), tta_shift=-1)
+    assert views() == views(views="model") == (True, 1)  # evaluation: the model's own views
+    assert views(views="") == views(views="one") == (False, 0)  # labelling: one view, unless label.views=model
+    assert views(views="model", tta_shift=0) == (True, 0)  # --views model --tta-shift 0
+    with pytest.raises(UserError, match="tta_shift=-1: a shift is 0 or more pixels"):  # before any image is read
+        TorchClassifiers.load([str(model)], torch.device("cpu"), tta_shift=-1)
 
 
 def test_killed_run_resumes_without_duplicates_or_gaps(labeller, tmp_path):

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import hierarchy, in_process
 from PIL import Image
-from test_cli import hierarchy, in_process
 
 from hierarchy.config import AUGMENT_PRESETS, load_config
 from hierarchy.data import build_splits, build_test, fashionhow, weighted_sampler, with_data_attributes
