@@ -2,7 +2,7 @@
 file size, and agreement — torch fp32 vs torch bf16 (autocast) vs onnxruntime, one run, same inputs.
 
 Every arm computes the whole inference: normalisation, the model's test-time views, temperatures and the
-hierarchy decoding (inside the ONNX graph; ``Classifiers.probabilities`` for torch). Inputs are Fashion-MNIST
+hierarchy decoding (inside the ONNX graph; ``TorchClassifiers.probabilities`` for torch). Inputs are Fashion-MNIST
 test images letterboxed to the model's size.
 
 Usage: python benchmarks/export.py [--model RUN] [--runs 50]
@@ -29,9 +29,9 @@ from benchmarks.label_efficiency import cpu_kind  # noqa: E402
 from hierarchy.data.fashion_mnist import find_file, read_idx  # noqa: E402
 from hierarchy.data.transforms import letterbox  # noqa: E402
 from hierarchy.evaluate import FASHIONHOW_MAX_MB  # noqa: E402
-from hierarchy.inference import Classifiers  # noqa: E402
+from hierarchy.infer.classifier import TorchClassifiers  # noqa: E402
+from hierarchy.infer.onnx import OnnxClassifier, export_onnx  # noqa: E402
 from hierarchy.metrics import format_table  # noqa: E402
-from hierarchy.onnx_model import OnnxClassifiers, export_onnx  # noqa: E402
 from hierarchy.paths import newest_run  # noqa: E402
 from hierarchy.runner import native_bf16  # noqa: E402
 
@@ -69,13 +69,11 @@ def main() -> None:
     if not model:
         raise SystemExit("no fine run under artifacts/fine: run the README's first command, or pass --model RUN")
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path, _ = export_onnx(model, tmp)
+        onnx_path, _ = export_onnx(model, tmp, views="model")
         size_mb = onnx_path.stat().st_size / 1e6
-        fp32 = Classifiers.load([model], torch.device("cpu"))
-        fp32.configs[0].train.amp = False
-        bf16 = Classifiers.load([model], torch.device("cpu"))
-        bf16.configs[0].train.amp = True  # bf16 autocast: used by torch where the CPU has native bf16
-        onnx = OnnxClassifiers(onnx_path)
+        fp32 = TorchClassifiers.load([model], torch.device("cpu"), views="model")
+        bf16 = TorchClassifiers.load([model], torch.device("cpu"), views="model", precision="bf16")
+        onnx = OnnxClassifier(onnx_path)
         cfg = fp32.configs[0]
         x = test_images(1024, cfg.data.image_size)
         reference = fp32.probabilities([x])

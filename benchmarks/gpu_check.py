@@ -45,7 +45,7 @@ from hierarchy.checkpoint import load_checkpoint
 from hierarchy.config import DetectConfig, from_dict
 from hierarchy.data.transforms import letterbox, to_model_input
 from hierarchy.detect import Detector, offline_ultralytics, resolve_detector_weights
-from hierarchy.inference import model_from_checkpoint
+from hierarchy.infer.classifier import model_from_checkpoint
 offline_ultralytics()
 folder, model_dir, mode, device = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 paths, crops = sorted(folder.glob("*.jpg")), 0

@@ -31,14 +31,15 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.fashion_mnist import hierarchy_cmd, run_child, save_kind_results  # noqa: E402
 from benchmarks.gpu_check import photo_folder  # noqa: E402
 from benchmarks.label_efficiency import cpu_kind  # noqa: E402
-from hierarchy.abstention import abstain  # noqa: E402
 from hierarchy.detect.detector import network_input  # noqa: E402
 from hierarchy.image_files import collect, decode_photo, open_image  # noqa: E402
-from hierarchy.inference import letterboxed, top_k_columns  # noqa: E402
-from hierarchy.label_store import LabelStore  # noqa: E402
-from hierarchy.labeling import Labeler  # noqa: E402
+from hierarchy.infer.abstention import abstain  # noqa: E402
+from hierarchy.infer.classifier import letterboxed  # noqa: E402
+from hierarchy.infer.labeler import Labeler  # noqa: E402
+from hierarchy.infer.load import load_classifier  # noqa: E402
+from hierarchy.infer.rows import head_columns  # noqa: E402
+from hierarchy.infer.store import LabelStore  # noqa: E402
 from hierarchy.metrics import format_table  # noqa: E402
-from hierarchy.onnx_model import load_classifiers  # noqa: E402
 from hierarchy.paths import newest_run  # noqa: E402
 from hierarchy.runner import configure_threads  # noqa: E402
 
@@ -48,8 +49,8 @@ FINDINGS = "## Findings"
 def profile(model: str, photos: Path, crop: str, views: str, out: Path) -> tuple[dict[str, float], int, dict | None]:
     """Seconds per phase over every photo, the number of crops, and detection's steps (detection_steps)."""
     configure_threads()
-    labeler = Labeler(load_classifiers([model], torch.device("cpu"), views), crop)
-    classifiers, size = labeler.classifiers, labeler.classifiers.configs[0].data.image_size
+    labeler = Labeler(load_classifier([model], torch.device("cpu"), views), crop)
+    classifiers, size = labeler.classifiers, labeler.classifiers.input_size
     seconds = dict.fromkeys(["decode (EXIF, hash)", "detect", "letterbox crops", "classify (forward)",
                              "hierarchy decoding", "rows", "write"], 0.0)  # fmt: skip
     items, crops_total = collect([str(photos)]), 0
@@ -80,7 +81,7 @@ def profile(model: str, photos: Path, crop: str, views: str, out: Path) -> tuple
         with phase("rows"):
             rows: list[list[dict]] = [[] for _ in part]
             for j, (n, region) in enumerate(crops):
-                rows[n].append({"kind": region.kind, **abstain(top_k_columns(probs, j, classifiers.taxonomy), 0.0)})
+                rows[n].append({"kind": region.kind, **abstain(head_columns(probs, j, classifiers.taxonomy), 0.0)})
         with phase("write"):
             for item, image_rows in zip(part, rows):
                 store.add({"root": item.root, "path": item.path, "rows": image_rows})

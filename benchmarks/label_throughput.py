@@ -53,7 +53,7 @@ from hierarchy.config import DetectConfig, from_dict
 from hierarchy.data.transforms import letterbox, to_model_input
 from hierarchy.detect import Detector, offline_ultralytics, resolve_detector_weights
 from hierarchy.detect.pose_regions import garment_regions
-from hierarchy.inference import model_from_checkpoint
+from hierarchy.infer.classifier import model_from_checkpoint
 offline_ultralytics()
 folder, model_dir, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 paths, rows = sorted(folder.glob("*.jpg")), 0

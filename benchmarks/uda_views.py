@@ -27,7 +27,7 @@ from hierarchy.checkpoint import load_checkpoint  # noqa: E402
 from hierarchy.config import from_dict  # noqa: E402
 from hierarchy.data import build_test  # noqa: E402
 from hierarchy.data.transforms import augment_batch, to_model_input  # noqa: E402
-from hierarchy.inference import model_from_checkpoint  # noqa: E402
+from hierarchy.infer.classifier import model_from_checkpoint  # noqa: E402
 from hierarchy.metrics import format_table  # noqa: E402
 from hierarchy.taxonomy import build_taxonomy  # noqa: E402
 from hierarchy.uda import STRONG_AUGMENT  # noqa: E402

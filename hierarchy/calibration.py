@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
-from hierarchy.inference import decode_hierarchy, scaled
+from hierarchy.infer.decode import decode_hierarchy, scaled
 from hierarchy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from hierarchy.config import help_text, setting_help
+from hierarchy import config
+from hierarchy.config import help_text, parse_overrides, refuse_ignored, setting_choices, setting_help, split_words
 from hierarchy.errors import UserError
 
 EPILOG = "Settings are key=value pairs, e.g. train.epochs=5 model.backbone=resnet18; --help-config lists them all."
@@ -29,24 +30,28 @@ LABEL_FLAGS = [
     ("--tta-shift", "tta_shift", int),
     ("--chunk", "chunk", int),
     ("--min-prob", "min_prob", float),
+    ("--precision", "precision", str),
 ]
 
 
+def stage_settings(stage: str, config_file: str | None, settings: list[str]) -> config.Config:
+    """A stage's settings; the fine stage's network is the coarse checkpoint's (``stages.fine.settings``)."""
+    from stages import fine
+
+    return fine.settings(config_file, settings) if stage == "fine" else config.load_config(stage, config_file, settings)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from hierarchy.config import load_config
     from stages import STAGES, pipeline
 
-    overrides = list(args.overrides)
     if args.stage == "all":
         if args.config:
             raise UserError(
                 "--config is per stage; with --stage all put settings in configs/coarse.yaml and configs/fine.yaml"
             )
-        pipeline.run(overrides, run_dir=args.run_dir)
+        pipeline.run(args.settings, run_dir=args.run_dir)
         return 0
-    if args.stage not in STAGES:
-        raise UserError(f"unknown stage {args.stage!r}; choose one of {sorted(STAGES) + ['all']}")
-    cfg = load_config(args.stage, args.config, overrides)
+    cfg = stage_settings(args.stage, args.config, args.settings)
     if args.run_dir:
         cfg.run_dir = args.run_dir
     run_dir = STAGES[args.stage](cfg)
@@ -55,12 +60,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from hierarchy.config import load_config
     from stages import audit
 
-    if args.stage not in ("coarse", "fine"):
-        raise UserError(f"--stage {args.stage}: hierarchy audit audits the labels of a coarse or fine stage")
-    cfg = load_config(args.stage, args.config, args.overrides)
+    cfg = stage_settings(args.stage, args.config, args.settings)
     if args.run_dir:
         cfg.run_dir = args.run_dir
     print(audit.run(cfg))
@@ -72,7 +74,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     add one; exit 0, also when nothing was held out). ``--split test`` on data without one: exit 2."""
     from hierarchy.evaluate import evaluate_run, format_report
 
-    report, out = evaluate_run(args.model, args.split, args.out, args.device, args.overrides, args.min_prob)
+    report, out = evaluate_run(args.model, args.split, args.out, args.device, args.settings, args.min_prob,
+                               precision=args.precision)
     print(format_report(report))
     if out:
         print(f"report files in {out}")
@@ -84,7 +87,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     if args.split == "test":
         raise UserError("fit temperatures on validation (--split val), never on the test split that measures them")
-    report, out = evaluate_run(args.model, args.split, args.out, args.device, args.overrides, calibrate=True)
+    report, out = evaluate_run(args.model, args.split, args.out, args.device, args.settings, calibrate=True)
     print(format_report(report))
     print(f"temperatures {report['calibration']['temperatures']} stored in {report['checkpoint']}; report in {out}")
     return 0
@@ -95,13 +98,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from hierarchy.detect.output import detect_to_file
     from hierarchy.runner import select_device
 
-    # positional words are image paths, unless they are key=value settings and no such file exists
-    settings = [p for p in args.paths if "=" in p and not Path(p).exists()]
-    paths = [p for p in args.paths if p not in settings]
-    if not paths:
+    if not args.paths:
         raise UserError("give at least one image file or folder: hierarchy detect PHOTOS/ --out found.csv")
-    cfg = load_detect_config([*settings, *args.overrides])
-    counts = detect_to_file(paths, args.out, cfg, str(select_device(args.device)), args.preview)
+    cfg = load_detect_config(args.settings)
+    counts = detect_to_file(args.paths, args.out, cfg, str(select_device(args.device)), args.preview)
     print(
         f"{counts['images']} images: {counts['people']} people, {counts['no_person']} with no person "
         f"(whole image kept), {counts['unreadable']} unreadable → {args.out}"
@@ -113,15 +113,12 @@ def cmd_label(args: argparse.Namespace) -> int:
     from hierarchy.config import label_options, load_detect_config
     from stages import label
 
-    settings = [p for p in args.paths if "=" in p and not Path(p).exists()]
-    paths = [p for p in args.paths if p not in settings]
-    settings += args.overrides  # key=value pairs after the options
-    detect = load_detect_config(settings) if settings else None
+    detect = load_detect_config(args.settings) if args.settings else None
     flags = {"out": args.out, "device": args.device, "batch_size": args.batch_size, "workers": args.workers}
     flags |= {"crop": args.crop, "chunk": args.chunk, "tta_shift": args.tta_shift, "min_prob": args.min_prob}
-    flags |= {"views": args.views}
+    flags |= {"views": args.views, "precision": args.precision}
     options = label_options({k: v for k, v in flags.items() if v is not None})
-    summary = label.run(paths=paths, models=args.model, options=options, detect=detect)
+    summary = label.run(paths=args.paths, models=args.model, options=options, detect=detect)
     if summary["rows_in_output"] or summary["errors_in_output"] or summary["images"]:
         print(
             f"{summary['images']} images labelled ({summary['skipped_done']} already done), {summary['crops']} crops, "
@@ -135,15 +132,11 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hierarchy.config import parse_overrides
-    from hierarchy.onnx_model import export_onnx
+    from hierarchy.infer.onnx import export_onnx
 
     if args.format != "onnx":
         raise UserError(f"--format {args.format}: onnx is the one export format")
-    values = parse_overrides(args.overrides)
-    if set(values) - {"model"} or set(values.get("model", {})) - {"tta_flip", "tta_shift"}:
-        raise UserError("export takes model.tta_flip / model.tta_shift only (the test-time views baked in)")
-    onnx_path, json_path = export_onnx(args.model, args.out, values)
+    onnx_path, json_path = export_onnx(args.model, args.out, args.views, args.tta_shift)
     print(f"{onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB) and {json_path}")
     print(f"label with it: hierarchy label PHOTOS/ --model {onnx_path} --out labels.csv")
     return 0
@@ -154,7 +147,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from hierarchy.serve import build_app
 
-    app = build_app(args.model, args.labels, args.db, args.token, args.device, args.max_upload_mb, crop=args.crop)
+    app = build_app(args.model, args.labels, args.db, args.token, args.device, args.max_upload_mb, crop=args.crop,
+                    precision=args.precision)
     address = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
@@ -190,9 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train a stage (coarse, fine, or all = coarse → fine → test)", epilog=EPILOG)
     run.add_argument(
         "--stage",
-        required=False,
         default="all",
-        help="coarse | fine | detect | all (default: all = coarse → fine → test)",
+        choices=[*config.STAGES, "all"],
+        help=f"{' | '.join(config.STAGES)} | all (default: all = coarse → fine → test)",
     )
     run.add_argument("--config", help="YAML file instead of configs/<stage>.yaml")
     run.add_argument(
@@ -201,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "artifacts/<stage>/<timestamp>; with --stage all the job's folder, holding coarse/ and fine/)",
     )
     run.add_argument("--help-config", action="store_true", help="list every config key and exit")
-    run.add_argument("overrides", nargs="*", metavar="key=value")
+    run.add_argument("words", nargs="*", metavar="key=value")
     run.set_defaults(func=cmd_run)
 
     aud = sub.add_parser(
@@ -209,12 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="rank training labels by Area-Under-the-Margin over a short run; writes suspect_labels.csv",
         epilog=EPILOG,
     )
-    aud.add_argument("--stage", default="fine", help="coarse | fine (default fine): whose labels to audit")
+    aud.add_argument(
+        "--stage", default="fine", choices=config.AUDITED, help="the stage whose labels to audit (default fine)"
+    )
     aud.add_argument("--config", help="YAML file instead of configs/<stage>.yaml")
     aud.add_argument(
         "--run-dir", help="audit folder, exactly, as run_dir; this flag wins over it (default artifacts/audit/<ts>)"
     )
-    aud.add_argument("overrides", nargs="*", metavar="key=value")
+    aud.add_argument("words", nargs="*", metavar="key=value")
     aud.set_defaults(func=cmd_audit)
 
     ev = sub.add_parser("eval", help="evaluate a model on the held-out test split", epilog=EPILOG)
@@ -225,12 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="report folder (default: <run>/<split>)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ev.add_argument(
-        "overrides",
+        "words",
         nargs="*",
         metavar="key=value",
         help="data.*, detect.*, hierarchy.* or model.tta_*, e.g. data.root=DIR hierarchy.rule=mask model.tta_shift=1",
     )
     ev.add_argument("--min-prob", type=float, default=0.0, help="also report abstention at this probability")
+    ev.add_argument(
+        "--precision", default="fp32", choices=setting_choices("label.precision"), help=setting_help("label.precision")
+    )
     ev.set_defaults(func=cmd_eval)
 
     cal = sub.add_parser(
@@ -240,30 +239,34 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--split", default="val", help="val (default): the run's validation split")
     cal.add_argument("--out", help="report folder (default: <run>/val)")
     cal.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    cal.add_argument("overrides", nargs="*", metavar="key=value", help="data.* settings, e.g. where the data moved")
+    cal.add_argument("words", nargs="*", metavar="key=value", help="data.* settings, e.g. where the data moved")
     cal.set_defaults(func=cmd_calibrate)
 
     det = sub.add_parser(
         "detect", help="find people and garment regions in photos; write CSV/JSONL (and previews)", epilog=EPILOG
     )
-    det.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    det.add_argument(
+        "words", nargs="+", metavar="PATH", help="image files or folders (searched recursively); detect.*=…"
+    )
     det.add_argument("--out", required=True, help="output file: .csv or .jsonl, one row per region")
     det.add_argument("--preview", metavar="DIR", help="also save each image with its regions drawn into DIR")
     det.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    det.set_defaults(func=cmd_detect, overrides=[])
+    det.set_defaults(func=cmd_detect, takes_paths=True)
 
     lab = sub.add_parser(
         "label",
         help="label folders of photos: one row per crop with every head's label (resumable)",
         epilog="Exit status: 0 every image labelled; 3 finished, some files unreadable (see OUT.errors.csv).",
     )
-    lab.add_argument("paths", nargs="+", metavar="PATH", help="folders (recursive), image files, .txt lists of paths")
+    lab.add_argument(
+        "words", nargs="+", metavar="PATH", help="folders (recursive), image files, .txt lists of paths; detect.*=…"
+    )
     lab.add_argument("--model", action="append", required=True, help="run folder or checkpoint; repeat to ensemble")
     lab.add_argument("--out", required=True, help="output: .csv, .jsonl or .parquet (re-run to resume)")
-    # Each flag is a label.* setting: its default and help come from hierarchy/config.py (LabelConfig).
+    # Each flag is a label.* setting: its default and help come from hierarchy/config/schema.py (LabelConfig).
     for flag, key, kind in LABEL_FLAGS:
         lab.add_argument(flag, type=kind, default=None, help=setting_help(f"label.{key}"))
-    lab.set_defaults(func=cmd_label, overrides=[])
+    lab.set_defaults(func=cmd_label, takes_paths=True)
 
     export_cmd = sub.add_parser(
         "export", help="write a run as an ONNX model (+ JSON) that labels without our training code"
@@ -272,8 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     export_cmd.add_argument("--format", default="onnx", help="onnx (the one format)")
     export_cmd.add_argument("--out", default="artifacts/export", help="folder for <run>.onnx and <run>.json")
     export_cmd.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="model.tta_flip / model.tta_shift to bake in"
+        "--views", default="", choices=setting_choices("label.views"), help=setting_help("label.views")
     )
+    export_cmd.add_argument("--tta-shift", type=int, default=None, help="pixels of the shifted views to bake in")
     export_cmd.set_defaults(func=cmd_export)
 
     srv = sub.add_parser("serve", help="web app: label one photo, review and correct a labels file, export corrections")
@@ -290,35 +294,45 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--crop",
         default="",
-        choices=("", "image", "person", "pose-garments", "detector"),
+        choices=setting_choices("label.crop"),
         help=setting_help("label.crop"),
     )
-    srv.set_defaults(func=cmd_serve, overrides=[])
+    srv.add_argument(
+        "--precision", default="fp32", choices=setting_choices("label.precision"), help=setting_help("label.precision")
+    )
+    srv.set_defaults(func=cmd_serve)
 
     cor = sub.add_parser("corrections", help="the review's corrections: export them as a training manifest")
     cor_sub = cor.add_subparsers(dest="action", required=True)
     exp = cor_sub.add_parser("export", help="write a CSV manifest (path,label,x1,y1,x2,y2,split) for data.format=csv")
     exp.add_argument("--db", required=True, help="the corrections database of `hierarchy serve`")
     exp.add_argument("--out", required=True, help="the manifest CSV to write")
-    exp.set_defaults(func=cmd_corrections, overrides=[])
+    exp.set_defaults(func=cmd_corrections)
     return parser
+
+
+def read_words(args: argparse.Namespace, extra: list[str]) -> None:
+    """The one place that reads a command's positional words, before and after its options: into ``args.paths``
+    and ``args.settings`` (key=value), refusing a setting the command would ignore (``config.COMMANDS``)."""
+    args.paths, args.settings = split_words([*getattr(args, "words", []), *extra], getattr(args, "takes_paths", False))
+    command = " ".join([args.command, *(["--stage", args.stage] if "stage" in args else [])])  # "run --stage fine"
+    refuse_ignored(command, parse_overrides(args.settings))
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm must never wait on a model hub
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     parser = build_parser()
-    # key=value pairs may stand before or after options; argparse alone would refuse the ones after.
+    # Positional words may stand before or after the options; argparse leaves those after them over (extra).
     args, extra = parser.parse_known_args(argv)
-    unknown = [a for a in extra if a.startswith("-") or "=" not in a]
-    if unknown or (extra and not hasattr(args, "overrides")):
-        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
-    if extra:
-        args.overrides = [*args.overrides, *extra]
+    options = [word for word in extra if word.startswith("-")]
+    if options:
+        parser.error(f"unrecognized arguments: {' '.join(options)}")
     if getattr(args, "help_config", False):
         print(help_text())
         return 0
     try:
+        read_words(args, extra)
         return args.func(args)
     except UserError as exc:
         print(f"hierarchy: error: {exc}", file=sys.stderr)

@@ -32,7 +32,8 @@ from hierarchy.data.images import Batch, SkipLog, head_labels
 from hierarchy.data.transforms import augment_batch, cutmix, to_model_input
 from hierarchy.ema import WeightAverage
 from hierarchy.errors import UserError
-from hierarchy.inference import decode_hierarchy, group_matrix, predict
+from hierarchy.infer.classifier import predict
+from hierarchy.infer.decode import decode_hierarchy, group_matrix
 from hierarchy.losses import class_weights, compute_loss, consistency_loss, group_pseudo_loss
 from hierarchy.metrics import hierarchical_metrics, mean_class_accuracy
 from hierarchy.optim import Schedule, build_optimizer, build_scheduler

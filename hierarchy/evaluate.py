@@ -12,15 +12,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from hierarchy.abstention import coverage_report
 from hierarchy.calibration import calibration_metrics, fit_temperatures, reliability_diagram
 from hierarchy.checkpoint import load_checkpoint, save_checkpoint
-from hierarchy.config import apply, from_dict, parse_overrides, to_dict
+from hierarchy.config import apply, from_dict, parse_overrides, refuse_ignored, to_dict
 from hierarchy.data import build_loader, build_splits, build_test
 from hierarchy.data.images import SkipLog, multi_hot
 from hierarchy.data.transforms import to_model_input
 from hierarchy.errors import NoTestSplit, UserError
-from hierarchy.inference import Classifiers, forward, model_from_checkpoint
+from hierarchy.infer.abstention import coverage_report
+from hierarchy.infer.classifier import TorchClassifiers, forward, model_from_checkpoint
 from hierarchy.metrics import (
     classification_metrics,
     format_table,
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # batch-norm statistics: not parameters
 
 
-EVAL_MODEL_KEYS = {"tta_flip", "tta_shift"}  # inference-only model settings an evaluation may change
 FASHIONHOW_MAX_MB = 25.0  # Fashion-How's single-model size rule
 
 
@@ -80,6 +79,7 @@ def evaluate_checkpoint(
     fit_thresholds: bool = False,
     calibrate: bool = False,
     min_prob: float = 0.0,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Predict ``dataset`` with a checkpoint and write the report files into ``out_dir``.
 
@@ -89,10 +89,10 @@ def evaluate_checkpoint(
     model's per-class thresholds are tuned for F1 on these predictions (a run's validation split) and put into
     ``state["thresholds"]``; with ``calibrate`` every head's temperature is fitted on them and put into
     ``state["temperatures"]`` (see calibration.py), so one pass serves all. ``min_prob``: also report the
-    abstention figures at that threshold.
+    abstention figures at that threshold. The model's evaluation views (``model.tta_*``) at ``precision``.
     """
     cfg = from_dict(state["config"])
-    classifier = Classifiers([state], select_device(device))
+    classifier = TorchClassifiers([state], select_device(device), views="model", precision=precision)
     taxonomy = classifier.taxonomy
     skips = SkipLog()
     skips.reasons.update(already_skipped or {})
@@ -169,6 +169,7 @@ def evaluate_run(
     overrides: list[str] | None = None,
     min_prob: float = 0.0,
     calibrate: bool = False,
+    precision: str = "fp32",
 ) -> tuple[dict[str, Any], Path | None]:
     """Evaluate a run folder or checkpoint on its data's ``split``; files go to ``out`` (default ``<run>/<split>``).
 
@@ -186,11 +187,7 @@ def evaluate_run(
     state = load_checkpoint(model)
     cfg = from_dict(state["config"])
     values = parse_overrides(overrides or [])
-    if set(values) - {"data", "hierarchy", "detect", "model"} or set(values.get("model", {})) - EVAL_MODEL_KEYS:
-        raise UserError(
-            "eval takes data.*, detect.*, hierarchy.* and model.tta_flip / model.tta_shift settings only "
-            "(e.g. data.root=DIR hierarchy.rule=mask model.tta_shift=0)"
-        )
+    refuse_ignored("eval", values)  # nothing that changes the network (config.COMMANDS)
     apply(cfg, values)
     state["config"] = to_dict(cfg)  # the decoding rule and data location used for this report
     taxonomy = build_taxonomy(state["taxonomy"], source=state["path"])
@@ -215,7 +212,8 @@ def evaluate_run(
         if dataset is None:
             raise UserError(f"{model} trained on every training image (data.val_fraction=0): use --split test")
     out_dir = Path(out) if out else Path(state["path"]).parent.parent / split
-    report = evaluate_checkpoint(state, dataset, out_dir, split, device, calibrate=calibrate, min_prob=min_prob)
+    report = evaluate_checkpoint(state, dataset, out_dir, split, device, calibrate=calibrate, min_prob=min_prob,
+                                 precision=precision)
     if no_test:
         report["note"] = held_out_note("val", no_test, str(model))
     if calibrate:

@@ -164,6 +164,7 @@ def report(run: Run, final: dict[str, Any], train_set, val_set) -> Path:
         already_skipped=final.get("skipped", {}),
         fit_thresholds=cfg.train.multilabel,
         calibrate=True,
+        precision=cfg.label.precision,
     )
     save_checkpoint(Path(best.pop("path")), best)  # temperatures and thresholds belong to the model
     log.info("temperatures fitted on validation: %s", best["temperatures"])

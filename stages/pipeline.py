@@ -15,13 +15,12 @@ import logging
 from pathlib import Path
 
 from hierarchy.checkpoint import load_checkpoint
-from hierarchy.config import Config, load_config, to_dict
+from hierarchy.config import Config, load_config, run_identity, to_dict
 from hierarchy.errors import NoTestSplit, UserError
 from hierarchy.evaluate import evaluate_run, format_report, held_out_note
 from stages import coarse, fine, label
 
 log = logging.getLogger(__name__)
-PER_RUN_KEYS = {"run_dir", "resume", "name", "init_from", "label"}  # may differ between invocations
 
 
 def progress(cfg: Config, folder: Path) -> str:
@@ -30,11 +29,11 @@ def progress(cfg: Config, folder: Path) -> str:
     if not last.exists():
         return "new"
     state = load_checkpoint(last)
-    mine = {k: v for k, v in to_dict(cfg).items() if k not in PER_RUN_KEYS}
-    theirs = {k: v for k, v in state["config"].items() if k not in PER_RUN_KEYS}
-    for settings in (mine, theirs):  # a stage's share of the job's time budget depends on the clock
-        settings["train"] = {k: v for k, v in settings.get("train", {}).items() if k != "time_budget"}
-    changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+    # The stage's own settings on both sides, less those that may differ between invocations (per_run: the run's
+    # folder, resume, its share of a time budget, labelling defaults); an old checkpoint's label and audit sections
+    # are no part of them.
+    mine, theirs = run_identity(to_dict(cfg)), run_identity(state["config"])
+    changed = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
     if changed:
         raise UserError(f"{folder} holds a run with other settings (in {changed}): choose another --run-dir")
     planned = state.get("epochs", cfg.train.epochs)  # fewer than train.epochs when a time budget cut the run
@@ -79,12 +78,12 @@ def run(overrides: list[str], run_dir: str | None = None) -> Path:
     if run_dir:
         coarse_cfg.run_dir = str(Path(run_dir) / "coarse")
     coarse_dir = train(coarse, coarse_cfg)
+    fine_cfg = fine.settings(overrides=overrides, init_from=str(coarse_dir))  # the coarse run's network
     if budget > 0:
         spent = sum(load_checkpoint(coarse_dir, prefer="last.pt").get("budget", {}).get("epoch_times", [])) / 60
         fine_cfg.train.time_budget = max(budget - spent, budget / 100)
         log.info("train.time_budget: the coarse stage took %.1f of %g min; the fine stage gets %.1f", spent, budget,
                  fine_cfg.train.time_budget)  # fmt: skip
-    fine_cfg.init_from = str(coarse_dir)
     fine_cfg.name = coarse_dir.name
     if run_dir:
         fine_cfg.run_dir = str(Path(run_dir) / "fine")
@@ -94,8 +93,9 @@ def run(overrides: list[str], run_dir: str | None = None) -> Path:
     if report_file.exists() and report_file.stat().st_mtime > best.stat().st_mtime:
         log.info("test report %s is newer than the fine checkpoint: kept", report_file)
     else:
+        device, precision = fine_cfg.train.device, fine_cfg.label.precision
         try:
-            report, _ = evaluate_run(fine_dir, "test", device=fine_cfg.train.device)
+            report, _ = evaluate_run(fine_dir, "test", device=device, precision=precision)
         except NoTestSplit as missing:
             report_without_test(fine_dir, str(missing))
         else:

@@ -123,7 +123,7 @@ def test_time_budget_longer_than_the_epochs_changes_nothing():
 
 
 def test_group_pseudo_labels_stay_inside_the_known_group():
-    from hierarchy.inference import group_matrix
+    from hierarchy.infer.decode import group_matrix
     from hierarchy.losses import group_pseudo_loss
     from hierarchy.taxonomy import load_taxonomy
 

@@ -7,7 +7,7 @@ from hierarchy.checkpoint import transfer_weights
 from hierarchy.config import ModelConfig, apply
 from hierarchy.data.transforms import to_model_input
 from hierarchy.errors import UserError
-from hierarchy.inference import forward, shifted_views
+from hierarchy.infer.classifier import forward, shifted_views
 from hierarchy.models import OFFLINE_WEIGHTS, build_model, resolve_offline_weights
 
 

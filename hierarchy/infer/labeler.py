@@ -15,7 +15,7 @@ from hierarchy.config import DetectConfig
 from hierarchy.data.crops import DETECTING_MODES, usable
 from hierarchy.detect import Detector, Region
 from hierarchy.errors import UserError
-from hierarchy.inference import Classifiers
+from hierarchy.infer.classifier import Classifier
 
 
 def whole(image: Image.Image, scale: float) -> Region:
@@ -27,15 +27,14 @@ class Labeler:
     """The classifiers of one or more runs (soft voting) and, when their crop mode needs it, stage one's detector."""
 
     def __init__(
-        self, classifiers: Classifiers, crop: str = "", detect: DetectConfig | None = None, batch_size: int = 64
+        self, classifiers: Classifier, crop: str = "", detect: DetectConfig | None = None, batch_size: int = 64
     ) -> None:
         if classifiers.multilabel and classifiers.thresholds is None:
-            path = classifiers.states[0].get("path")
-            raise UserError(f"{path} is a multi-label model without tuned thresholds: retrain it")
+            raise UserError(f"{classifiers.source} is a multi-label model without tuned thresholds: retrain it")
         self.classifiers, self.batch_size = classifiers, batch_size
-        mode = crop or classifiers.configs[0].data.crop
+        mode = crop or classifiers.config.data.crop
         self.mode = "image" if mode in ("auto", "annotation") else mode  # photos to label carry no boxes
-        self.detect = detect or classifiers.configs[0].detect
+        self.detect = detect or classifiers.config.detect
         self.detector = Detector(self.detect, str(classifiers.device)) if self.mode in DETECTING_MODES else None
 
     @property
@@ -43,7 +42,7 @@ class Labeler:
         """The long side photos are decoded at: what the detector looks at, or a few times the classifier's input."""
         if self.detector:
             return max(self.detect.imgsz, self.detect.max_imgsz)
-        return 4 * max(c.data.image_size for c in self.classifiers.configs)
+        return 4 * self.classifiers.input_size
 
     def regions(self, images: list[Image.Image], scales: list[float]) -> list[list[Region]]:
         """The regions to classify in each photo (boxes in full-size pixels); never empty."""

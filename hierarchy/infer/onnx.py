@@ -4,13 +4,15 @@
 
 - The ONNX graph takes ``images``: uint8 (B, 3, S, S), RGB, each photo or crop letterboxed to S×S (long side
   resized to S, centred on black padding, as ``hierarchy.data.transforms.letterbox`` does), any batch size. Inside
-  are the ImageNet normalisation, the model's test-time views (mirror, shifted copies; their logits averaged),
-  the temperatures and the hierarchy decoding. Outputs: one probability matrix per head, named by the head
-  (``coarse`` (B, C), ``fine`` (B, F), or attribute heads), in the class order of the JSON's taxonomy.
+  are the ImageNet normalisation, the test-time views ``hierarchy label`` uses by default for this model (or the
+  ``--views`` asked for; their logits averaged), the temperatures and the hierarchy decoding, all in fp32, so the
+  graph answers as ``hierarchy label --model RUN`` does at its default precision. Outputs: one probability
+  matrix per head, named by the head (``coarse`` (B, C), ``fine`` (B, F), or attribute heads), in the class
+  order of the JSON's taxonomy.
 - The JSON holds the taxonomy, heads, input size and layout, normalisation, temperatures, test-time views,
   decoding rule, multi-label thresholds, and the run's settings (crop mode, stage one's detector settings).
 
-``hierarchy label --model model.onnx`` runs the graph with onnxruntime (``OnnxClassifiers``).
+``hierarchy label --model model.onnx`` runs the graph with onnxruntime (``OnnxClassifier``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import torch
 from torch import nn
 
 from hierarchy.checkpoint import load_checkpoint
-from hierarchy.config import apply, from_dict, to_dict
+from hierarchy.config import from_dict
 from hierarchy.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PAD_VALUE, to_model_input
 from hierarchy.errors import UserError
-from hierarchy.inference import Classifiers, decode_hierarchy, forward, letterboxed, model_from_checkpoint, scaled
+from hierarchy.infer.classifier import forward, letterboxed, model_from_checkpoint, resolve_views
+from hierarchy.infer.decode import decode_hierarchy, scaled
 from hierarchy.taxonomy import build_taxonomy
 
 log = logging.getLogger(__name__)
@@ -39,9 +42,9 @@ class Servable(nn.Module):
     """A checkpoint's network with everything inference adds: normalisation, test-time views, temperatures,
     hierarchy decoding. uint8 images in, one probability matrix per head out."""
 
-    def __init__(self, state: dict[str, Any]) -> None:
+    def __init__(self, state: dict[str, Any], views: tuple[bool, int]) -> None:
         super().__init__()
-        self.cfg = from_dict(state["config"])
+        self.cfg, self.views = from_dict(state["config"]), views
         self.network = (
             model_from_checkpoint(state, torch.device("cpu")).eval().to(memory_format=torch.contiguous_format)
         )
@@ -50,20 +53,21 @@ class Servable(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = to_model_input(images, channels_last=False)
-        logits = forward(self.network, x, self.cfg.model.tta_flip, self.cfg.model.tta_shift)
+        logits = forward(self.network, x, *self.views)
         probs = decode_hierarchy(scaled(logits, self.temperatures), self.taxonomy, self.cfg.hierarchy.rule,
                                  self.cfg.train.multilabel)  # fmt: skip
         return tuple(probs[h] for h in self.heads)
 
 
-def export_onnx(model: str | Path, out: str | Path, overrides: dict | None = None) -> tuple[Path, Path]:
-    """Write ``<out>/<run name>.onnx`` and its ``.json``; ``overrides`` may change the test-time views
-    (``{"model": {"tta_shift": 0}}``). Returns both paths."""
+def export_onnx(
+    model: str | Path, out: str | Path, views: str = "", tta_shift: int | None = None
+) -> tuple[Path, Path]:
+    """Write ``<out>/<run name>.onnx`` and its ``.json``, with the test-time views ``hierarchy label`` would use
+    (``views`` and ``tta_shift`` as in ``resolve_views``; "" = the labelling default). Returns both paths."""
     state = load_checkpoint(model)
     cfg = from_dict(state["config"])
-    apply(cfg, overrides or {})
-    state["config"] = to_dict(cfg)
-    servable = Servable(state)
+    flip, shift = resolve_views(cfg, views, tta_shift)
+    servable = Servable(state, (flip, shift))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     name = Path(state["path"]).parent.parent.name or "model"
@@ -83,7 +87,7 @@ def export_onnx(model: str | Path, out: str | Path, overrides: dict | None = Non
         "input": {"name": "images", "dtype": "uint8", "shape": ["batch", 3, side, side], "channels": "RGB",
                   "letterbox": f"long side resized to {side}, centred, padded with {PAD_VALUE}"},
         "normalisation": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "applied": "inside the graph"},
-        "views": {"tta_flip": cfg.model.tta_flip, "tta_shift": cfg.model.tta_shift, "applied": "inside the graph"},
+        "views": {"tta_flip": flip, "tta_shift": shift, "applied": "inside the graph"},
         "temperatures": servable.temperatures,
         "rule": cfg.hierarchy.rule,
         "multilabel": cfg.train.multilabel,
@@ -95,8 +99,8 @@ def export_onnx(model: str | Path, out: str | Path, overrides: dict | None = Non
     return onnx_path, json_path
 
 
-class OnnxClassifiers:
-    """An exported model under onnxruntime, with the part of ``Classifiers``' interface that labelling uses."""
+class OnnxClassifier:
+    """An exported model under onnxruntime (a ``Classifier``: see classifier.py)."""
 
     def __init__(self, path: str | Path, threads: int = 0) -> None:
         import onnxruntime
@@ -114,31 +118,19 @@ class OnnxClassifiers:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # truncated or not an ONNX file
             raise UserError(f"cannot load {path} with onnxruntime: {exc}") from None
+        self.source = str(path)
         self.taxonomy = build_taxonomy(meta["taxonomy"], source=str(meta_path))
         self.heads = list(meta["heads"])
-        self.configs = [from_dict(meta["config"])]
+        self.config = from_dict(meta["config"])
+        self.input_size = self.config.data.image_size
         self.multilabel = bool(meta["multilabel"])
         self.thresholds = torch.tensor(meta["thresholds"]) if meta.get("thresholds") else None
-        self.states = [{"path": str(path)}]
         self.device = torch.device("cpu")
 
     def probabilities(self, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Probabilities per head for one uint8 batch (B, 3, S, S)."""
+        """Probabilities per head for one uint8 batch (B, 3, S, S) (a list of one, as ``TorchClassifiers`` takes)."""
         outputs = self.session.run(self.heads, {"images": inputs[0].contiguous().numpy()})
         return {h: torch.from_numpy(v) for h, v in zip(self.heads, outputs)}
 
     def crops(self, images: list, boxes: list) -> dict[str, torch.Tensor]:
-        return self.probabilities([letterboxed(images, boxes, self.configs[0].data.image_size)])
-
-
-def load_classifiers(paths: list[str], device: torch.device, views: str = "", tta_shift: int | None = None):
-    """``Classifiers`` for checkpoints and run folders (``views`` and ``tta_shift`` as in ``Classifiers.load``;
-    "" = the labelling default), ``OnnxClassifiers`` for one exported ``.onnx`` file (its views are baked in)."""
-    onnx = [p for p in paths if str(p).endswith(".onnx")]
-    if not onnx:
-        return Classifiers.load(paths, device, views, tta_shift)
-    if len(paths) > 1:
-        raise UserError("an exported .onnx model labels alone: give one --model, or ensemble the run folders")
-    if views or tta_shift is not None:
-        raise UserError("an exported model's test-time views are fixed: export again with model.tta_flip / tta_shift")
-    return OnnxClassifiers(onnx[0])
+        return self.probabilities([letterboxed(images, boxes, self.input_size)])

@@ -16,17 +16,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
-
 from hierarchy.errors import UserError
+from hierarchy.infer.rows import ERROR_COLUMNS, FORMATS, image_key, read_rows, write_rows
 from hierarchy.paths import atomic_write
-
-FORMATS = (".csv", ".jsonl", ".parquet")
-ERROR_COLUMNS = ["root", "path", "error"]
-
-
-def image_key(record: dict) -> str:
-    return f"{record['root']}\t{record['path']}"
 
 
 class LabelStore:
@@ -52,20 +44,7 @@ class LabelStore:
 
     def output_rows(self) -> Iterator[dict]:
         """Rows of an earlier merged output, streamed."""
-        if not self.out.is_file():
-            return
-        suffix = self.out.suffix.lower()
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            for batch in pq.ParquetFile(self.out).iter_batches(batch_size=4096):
-                yield from batch.to_pylist()
-        elif suffix == ".jsonl":
-            with open(self.out, encoding="utf-8") as f:
-                yield from (json.loads(line) for line in f if line.strip())
-        else:
-            for chunk in pd.read_csv(self.out, chunksize=4096, dtype=str, keep_default_na=False):
-                yield from chunk.to_dict("records")
+        return read_rows(self.out) if self.out.is_file() else iter(())
 
     def finished(self) -> set[str]:
         """Keys of every image with rows or an error, in the output, the errors file or the chunks."""
@@ -122,7 +101,7 @@ class LabelStore:
         count = save_labels(rows(), self.out)
         if errors:
             with atomic_write(self.errors) as f:
-                writer = csv.DictWriter(f, ERROR_COLUMNS)
+                writer = csv.DictWriter(f, list(ERROR_COLUMNS))
                 writer.writeheader()
                 writer.writerows(errors)
         else:
@@ -132,44 +111,7 @@ class LabelStore:
 
 
 def save_labels(rows: Iterator[dict], out: Path) -> int:
-    """Stream rows into ``out`` by its suffix, written whole or not at all; returns the row count."""
-    count = 0
+    """Stream rows into ``out`` by its suffix (see rows.py), written whole or not at all; returns the row count."""
     suffix = out.suffix.lower()
     with atomic_write(out, "wb" if suffix == ".parquet" else "w") as f:
-        if suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            writer = None
-            for batch in batched(rows, 4096):
-                table = pa.Table.from_pylist(batch, schema=writer.schema if writer else None)
-                writer = writer or pq.ParquetWriter(f, table.schema)
-                writer.write_table(table)
-                count += len(batch)
-            if writer is None:  # no rows: an empty file that still opens
-                writer = pq.ParquetWriter(f, pa.Table.from_pylist([]).schema)
-            writer.close()
-            return count
-        writer = None
-        for row in rows:
-            count += 1
-            if suffix == ".jsonl":
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                continue
-            if writer is None:
-                writer = csv.DictWriter(f, list(row))
-                writer.writeheader()
-            writer.writerow(row)
-    return count
-
-
-def batched(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
-    """Lists of up to ``size`` rows (itertools.batched arrives in Python 3.12)."""
-    batch: list[dict] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        return write_rows(rows, f, suffix)

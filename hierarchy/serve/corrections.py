@@ -25,7 +25,7 @@ from hierarchy.paths import atomic_write
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    crop TEXT NOT NULL,          -- root, path and box as one key (review.crop_keys)
+    crop TEXT NOT NULL,          -- root, path and box as one key (infer/rows.py: crop key)
     root TEXT NOT NULL, path TEXT NOT NULL, file TEXT NOT NULL,
     x1 REAL, y1 REAL, x2 REAL, y2 REAL,   -- NULL for a whole photo
     head TEXT NOT NULL,

@@ -15,14 +15,13 @@ import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-import torch
 from PIL import Image
 
 from hierarchy.detect import Region
 from hierarchy.errors import UserError
 from hierarchy.image_files import open_image
-from hierarchy.inference import top_k
-from hierarchy.labeling import Labeler
+from hierarchy.infer.labeler import Labeler
+from hierarchy.infer.rows import head_answers, head_columns
 
 log = logging.getLogger(__name__)
 MAX_WAIT_S = 0.005  # how long the worker waits for more requests to join a batch it has started
@@ -121,14 +120,7 @@ class Predictor:
         crops, probs = self.labeler.classify(images, scales, found)
         answers: list[list[dict]] = [[] for _ in batch]
         for j, (n, region) in enumerate(crops):
-            answers[n].append({**region.to_dict(), "heads": head_answers(probs, j, self.labeler)})
+            row = head_columns(probs, j, self.labeler.classifiers.taxonomy)
+            answers[n].append({**region.to_dict(), "heads": head_answers(row, self.labeler.classifiers.heads)})
         return answers
 
-
-def head_answers(probs: dict[str, torch.Tensor], j: int, labeler: Labeler) -> dict:
-    """Crop ``j``'s heads: ``{head: {"label", "prob", "top": [{"label", "prob"}, …]}}``, likeliest first."""
-    out = {}
-    for head, top in top_k(probs, j, labeler.classifiers.taxonomy).items():
-        listed = [{"label": name, "prob": round(p, 4)} for name, p in top]
-        out[head] = {"label": listed[0]["label"], "prob": listed[0]["prob"], "top": listed}
-    return out

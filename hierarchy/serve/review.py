@@ -2,8 +2,8 @@
 correction laid over it, filtered, sorted and paged on the server.
 
 Each head's model label, probability, current label and review status are numpy columns, so a page of a
-100,000-row file costs a few vectorised comparisons and one sort of the matching rows; the top-k strings are
-parsed only for the rows of the page. Photos are served only if the labels file lists them (see ``photo_file``).
+100,000-row file costs a few vectorised comparisons and one sort of the matching rows; the top-k values are
+decoded only for the rows of the page. Photos are served only if the labels file lists them (see ``photo_file``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pandas as pd
 
 from hierarchy.errors import UserError
 from hierarchy.image_files import open_image
+from hierarchy.infer.rows import crop_keys, read_frame, top_column, top_list
 from hierarchy.serve.corrections import Correction, CorrectionStore, Crop
 from hierarchy.taxonomy import Taxonomy
 
@@ -31,36 +32,12 @@ THUMB_SIDE = 256
 THUMB_MARGIN = 0.08  # context around the box, as a share of its size
 
 
-def read_labels(path: Path) -> pd.DataFrame:
-    """A labels file of any of ``hierarchy label``'s formats."""
-    if not path.is_file():
-        raise UserError(f"labels file {path} not found: give the --out file of `hierarchy label`")
-    try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
-        if path.suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except Exception as exc:  # a truncated parquet, a CSV that is not one …
-        raise UserError(f"cannot read labels file {path}: {exc}") from None
-    raise UserError(f"{path}: a labels file is .parquet, .csv or .jsonl")
-
-
-def top_list(text: str) -> list[dict]:
-    """``"Sneaker:0.810|Sandal:0.120"`` → ``[{"label": "Sneaker", "prob": 0.81}, …]``."""
-    if not isinstance(text, str) or not text:
-        return []
-    pairs = (item.rsplit(":", 1) for item in text.split("|"))
-    return [{"label": name, "prob": float(p)} for name, p in pairs]
-
-
 class ReviewTable:
     """Rows of a labels file for the heads a model shares with it, and the reviewers' corrections."""
 
     def __init__(self, path: str | Path, taxonomy: Taxonomy, heads: list[str], store: CorrectionStore) -> None:
         self.path, self.taxonomy, self.store = Path(path), taxonomy, store
-        frame = read_labels(self.path)
+        frame = read_frame(self.path)
         if "kind" not in frame.columns or "path" not in frame.columns:
             raise UserError(f"{self.path} is not a labels file of `hierarchy label` (no path and kind columns)")
         self.errors = int(frame["kind"].isna().sum())  # photos that could not be read when labelling
@@ -198,7 +175,7 @@ class ReviewTable:
                 "label": names[current] if current >= 0 else "",
                 "model_label": str(record[h]),
                 "prob": round(float(self.prob[h][i]), 4),
-                "top": top_list(record.get(f"{h}_top5", "")),
+                "top": top_list(record.get(top_column(h))),
                 "status": STATUSES[int(self.status[h][i])],
             }
         root_index = int(self.root_index[i])
@@ -261,16 +238,6 @@ class ReviewTable:
     def check_head(self, head: str) -> None:
         if head not in self.heads:
             raise UserError(f"head {head!r} is not in this labels file; its heads are {self.heads}")
-
-
-def crop_keys(frame: pd.DataFrame, roots: pd.Series) -> list[str]:
-    """Every row's crop key (root, path, box to 0.1 px), built column-wise: row by row, a 100,000-row file
-    would take seconds to open."""
-    box = frame["x1"].astype(float).map("{:.1f}".format)
-    for c in ("y1", "x2", "y2"):
-        box = box + "," + frame[c].astype(float).map("{:.1f}".format)
-    box = box.where(frame["kind"] != "image", "")
-    return (roots + "\t" + frame["path"].astype(str) + "\t" + box).tolist()
 
 
 def codes(column: pd.Series, index: dict[str, int]) -> np.ndarray:
