@@ -1,8 +1,12 @@
-"""Stage recipes. Each module has ``run(cfg) -> Path``; adding a stage is one file plus one entry here.
+"""Stage recipes. Each module has ``run(cfg) -> Path``; adding a stage is one file here plus its entry in
+``hierarchy.config.STAGES`` (its help and the settings it reads).
 
 ``pipeline.run`` chains the stages for ``hierarchy run --stage all``.
 """
 
-from stages import coarse, detect, fine
+import importlib
 
-STAGES = {"coarse": coarse.run, "fine": fine.run, "detect": detect.run}
+from hierarchy import config
+
+# The stages are config.STAGES (the settings' one list of them); the recipe of each is the module of that name.
+STAGES = {name: importlib.import_module(f"stages.{name}").run for name in config.STAGES}

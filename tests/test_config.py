@@ -1,4 +1,6 @@
+import argparse
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,6 +15,7 @@ from hierarchy.config import (
     load_config,
     parse_overrides,
     save_config,
+    setting,
     to_dict,
 )
 from hierarchy.errors import UserError
@@ -186,13 +189,185 @@ def test_retired_key_is_dropped_from_saved_configs_and_refused_when_set():
         load_config("coarse", overrides=["train.log_every=10"])
 
 
-def test_choices_match_the_code_that_dispatches_on_them():
-    """config.py cannot import the higher modules, so its choice lists are copies: keep them in step."""
+def test_each_choice_list_is_written_once_and_read_everywhere():
+    """The schema's lists of formats, crop modes and stages are the ones the keys' choices and help, the crop
+    code, the stage recipes and the command-line flags use: nothing to keep in step by hand."""
+    from hierarchy import config
     from hierarchy.data import FORMATS
     from hierarchy.data.crops import DETECTING_MODES
     from stages import STAGES
 
     settings = every_setting()
-    assert set(settings["data.format"].metadata["choices"]) == set(FORMATS)
-    assert set(settings["data.crop"].metadata["choices"]) == {"auto", "image", "annotation", *DETECTING_MODES}
-    assert set(settings["stage"].metadata["choices"]) == set(STAGES)
+    assert settings["data.format"].metadata["choices"] == tuple(config.DATA_FORMATS)
+    assert set(FORMATS) == set(config.DATA_FORMATS)  # the adapters: code per name, keyed by the schema's names
+    assert settings["data.crop"].metadata["choices"] == ("auto", *config.CROP_MODES)
+    assert settings["label.crop"].metadata["choices"] == ("", *config.PHOTO_MODES)
+    assert DETECTING_MODES is config.DETECTING_MODES and set(DETECTING_MODES) < set(config.PHOTO_MODES)
+    assert settings["stage"].metadata["choices"] == tuple(config.STAGES) == tuple(STAGES)
+    assert all(STAGES[name].__module__ == f"stages.{name}" for name in config.STAGES)  # a stage is its module
+    listed = {"data.format": config.DATA_FORMATS, "data.crop": config.CROP_MODES, "stage": config.STAGES}
+    for key, names in listed.items():
+        assert all(f"{name} (" in settings[key].metadata["help"] for name in names), key  # the help lists each
+
+    flags = {(command, a.option_strings[0]): a for command, a in parser_actions() if a.option_strings and a.choices}
+    assert flags["run", "--stage"].choices == [*config.STAGES, "all"]
+    assert flags["audit", "--stage"].choices == config.AUDITED and set(config.AUDITED) <= set(config.STAGES)
+    for command, flag, key in [("serve", "--crop", "label.crop"), ("serve", "--precision", "label.precision"),
+                               ("eval", "--precision", "label.precision"), ("export", "--views", "label.views")]:
+        assert flags[command, flag].choices == settings[key].metadata["choices"], (command, flag)  # fmt: skip
+
+
+def parser_actions() -> list[tuple[str, argparse.Action]]:
+    """(sub-command, argparse action) of every option of the command line."""
+    from hierarchy.cli import build_parser
+
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return [(name, action) for name, parser in commands.choices.items() for action in parser._actions]
+
+
+REFUSED = [  # a command line, the setting it would ignore, one key it reads
+    (["run", "--stage", "detect", "model.backbone=resnet18"], "model.backbone", "train.epochs"),
+    (["run", "--stage", "detect", "train.epochs=3", "--run-dir", "d", "train.optimizer=sgd"], "train.optimizer",
+     "data.*"),
+    (["run", "--stage", "coarse", "init_from=none"], "init_from", "model.*"),
+    (["run", "--stage", "fine", "label.input=photos"], "label.input", "label.views"),
+    (["run", "--stage", "all", "audit.epochs=2"], "audit.epochs", "label.*"),
+    (["audit", "--stage", "coarse", "label.out=x.csv"], "label.out", "audit.*"),
+    (["eval", "--model", "RUN", "model.backbone=resnet18"], "model.backbone", "model.tta_shift"),
+    (["calibrate", "--model", "RUN", "train.lr=0.1"], "train.lr", "data.*"),
+    (["label", "photos", "--model", "RUN", "--out", "o.csv", "data.root=x"], "data.root", "detect.*"),
+    (["detect", "photos", "train.lr=0.1", "--out", "o.csv"], "train.lr", "detect.*"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "ignored", "reads"), REFUSED)
+def test_a_command_refuses_a_setting_it_would_ignore_naming_what_it_reads(argv, ignored, reads, capsys):
+    assert main(argv) == 2  # before any work: RUN, photos and d need not exist
+    err = capsys.readouterr().err
+    command = " ".join(argv[:3]) if "--stage" in argv else argv[0]
+    assert err.count("\n") == 1 and f"error: {command} would ignore {ignored}: it reads " in err
+    assert reads in err.split("it reads ")[1].strip().split(", "), err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["serve", "--model", "RUN", "detect.conf=0.3"], ["export", "--model", "RUN", "model.tta_shift=1"],
+     ["corrections", "export", "--db", "x.sqlite", "--out", "m.csv", "data.root=x"]],
+)  # fmt: skip
+def test_a_command_without_settings_refuses_every_one(argv, capsys):
+    assert main(argv) == 2
+    assert "takes no key=value settings (got " in capsys.readouterr().err
+
+
+def test_every_key_a_command_lists_passes_and_every_other_is_refused():
+    from hierarchy.config import COMMANDS, refuse_ignored
+
+    settings = every_setting()
+    for command, entries in COMMANDS.items():
+        for key in settings:
+            section, _, name = key.rpartition(".")
+            values = {section: {name: 1}} if section else {name: 1}
+            if key in entries or section in entries:
+                refuse_ignored(command, values)
+            else:
+                with pytest.raises(UserError, match=f"{command} would ignore {key}:"):
+                    refuse_ignored(command, values)
+    sections = {entry.partition(".")[0] for entry in COMMANDS["run --stage detect"]}
+    assert sections == {"name", "run_dir", "resume", "data", "train"}  # no model, detect, label … setting
+
+
+def test_one_parser_reads_the_words_of_every_command_before_and_after_its_options(monkeypatch, tmp_path):
+    """Settings before, between and after the options reach the command alike (settings after the options were
+    once dropped by one command); a word with = that names an existing file stays a path."""
+    from hierarchy import cli
+
+    seen = {}
+    for name in ("cmd_run", "cmd_audit", "cmd_eval", "cmd_calibrate", "cmd_detect", "cmd_label"):
+        monkeypatch.setattr(cli, name, lambda args: seen.update({args.command: (args.paths, args.settings)}) or 0)
+    odd = str(tmp_path / "a=b.jpg")
+    Path(odd).touch()
+    a, b, c, d = "data.limit=5", "train.epochs=2", "detect.conf=0.3", "detect.iou=0.5"
+    runs = {  # command line, (paths, settings) the command gets
+        "run": (["run", a, "--stage", "coarse", b, "--run-dir", "d", c], ([], [a, b, c])),
+        "audit": (["audit", a, "--stage", "fine", b, "--run-dir", "d", c], ([], [a, b, c])),
+        "eval": (["eval", a, "--model", "m", "--split", "val", c], ([], [a, c])),
+        "calibrate": (["calibrate", a, "--model", "m", "--out", "o", c], ([], [a, c])),
+        "detect": (["detect", "p1", c, "--out", "o.csv", "p2", odd, d], (["p1", "p2", odd], [c, d])),
+        "label": (["label", "p1", c, "--model", "m", "--out", "o.csv", odd, d], (["p1", odd], [c, d])),
+    }  # fmt: skip
+    for command, (argv, expected) in runs.items():
+        assert main(argv) == 0, argv
+        assert seen[command] == expected, command
+    assert main(["run", "--stage", "coarse", "--run-dir", "d", "epochs"]) == 2  # not key=value: refused, not dropped
+
+
+def test_a_run_stores_only_the_settings_its_stage_reads(tmp_path):
+    cfg = load_config("coarse", overrides=["label.views=model", "label.input=photos", "audit.epochs=9"])
+    stored = to_dict(cfg)
+    assert set(stored) == {"stage", "name", "run_dir", "resume", "data", "model", "train", "hierarchy", "detect",
+                           "label"}  # fmt: skip
+    assert stored["label"] == {"views": "model", "precision": "fp32"}  # the labelling defaults its model carries
+    detect = to_dict(load_config("detect"))
+    assert set(detect) == {"stage", "name", "run_dir", "resume", "data", "train"}
+    assert set(detect["train"]) == {"epochs", "batch_size", "lr", "seed", "device"}
+    assert "init_from" in to_dict(load_config("fine", overrides=["init_from=none"]))
+    save_config(cfg, tmp_path / "config.yaml")
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == stored
+
+
+def test_an_old_checkpoint_with_label_and_audit_sections_still_loads_and_compares():
+    """Earlier versions stored every section; reading one ignores what the stage does not read, and a run
+    continues it when only per-run keys (folder, resume, time budget, labelling defaults) differ."""
+    from hierarchy.config import run_identity
+
+    cfg = load_config("fine", overrides=["train.epochs=3", "label.views=model"])
+    old = dataclasses.asdict(cfg) | {"init_from": "artifacts/coarse/a", "resume": ""}
+    old["label"] |= {"input": "photos", "out": "x.csv", "workers": 3}
+    old["audit"]["epochs"] = 9
+    again = from_dict(old)
+    assert again.label.views == "model" and again.label.input == "" and again.audit.epochs == 4
+    assert to_dict(again) == to_dict(cfg) | {"init_from": "artifacts/coarse/a"}
+    now = load_config("fine", overrides=["train.epochs=3", "resume=auto", "run_dir=job/fine", "train.time_budget=2"])
+    assert run_identity(old) == run_identity(to_dict(now))  # only per-run keys differ
+    assert "label" not in run_identity(old) and "audit" not in run_identity(old)
+    lr = load_config("fine", overrides=["train.epochs=3", "train.lr=0.01"])
+    differ = run_identity(to_dict(lr))
+    assert [k for k in differ if differ[k] != run_identity(old).get(k)] == ["train"]
+
+
+def test_pipeline_progress_reads_an_old_checkpoint(tmp_path):
+    from hierarchy.checkpoint import save_checkpoint
+    from stages.pipeline import progress
+
+    cfg = load_config("coarse", overrides=["train.epochs=2", f"run_dir={tmp_path}"])
+    old = dataclasses.asdict(cfg) | {"init_from": "", "resume": ""}
+    old["label"]["input"], old["audit"]["epochs"] = "photos", 9  # what earlier versions stored
+    (tmp_path / "checkpoints").mkdir()
+    state = {"model": {}, "taxonomy": {}, "stage": "coarse", "epoch": 1, "config": old}
+    save_checkpoint(tmp_path / "checkpoints" / "last.pt", state)
+    assert progress(cfg, tmp_path) == "partial"
+    (tmp_path / "metrics.json").write_text("{}")
+    assert progress(load_config("coarse", overrides=["train.epochs=2", "label.input=other"]), tmp_path) == "done"
+    with pytest.raises(UserError, match=r"other settings \(in \['train'\]\)"):
+        progress(load_config("coarse", overrides=["train.epochs=2", "train.lr=0.01"]), tmp_path)
+
+
+def test_every_workers_key_means_the_same_by_n_0_and_minus_1():
+    settings = every_setting()
+    workers = {key: f for key, f in settings.items() if key.endswith(".workers")}
+    assert set(workers) == {"data.workers", "label.workers"}
+    for key, f in workers.items():
+        assert f.default == -1 and f.metadata["low"] == -1, key
+        assert "N = that many; 0 = none, images are decoded where the network runs; -1 = auto: " in f.metadata["help"]
+
+
+def test_presets_are_a_property_of_a_setting_not_a_case_in_apply():
+    @dataclasses.dataclass
+    class Section:
+        look: str = setting("", "a preset", choices=("", "bright"), presets={"bright": {"level": 9, "tint": 2}})
+        level: int = setting(1, "a level")
+        tint: int = setting(0, "a tint")
+
+    section = Section()
+    apply(section, {"look": "bright", "tint": 5}, "any.")
+    assert (section.level, section.tint) == (9, 5)  # the preset, then the key set beside it

@@ -6,13 +6,18 @@
 - ``help``: ``hierarchy run --help-config``, a flag's help, the message for an unknown key.
 """
 
-from hierarchy.config.help import help_text, setting_help
-from hierarchy.config.overrides import parse_overrides
+from hierarchy.config.help import help_text, setting_choices, setting_help
+from hierarchy.config.overrides import parse_overrides, split_words
 from hierarchy.config.schema import (
     AUGMENT_KEYS,
     AUGMENT_PRESETS,
+    CROP_MODES,
+    DATA_FORMATS,
+    DETECTING_MODES,
+    PHOTO_MODES,
     RETIRED,
     RULES,
+    STAGES,
     AuditConfig,
     Config,
     DataConfig,
@@ -25,19 +30,25 @@ from hierarchy.config.schema import (
     setting,
 )
 from hierarchy.config.settings import (
+    AUDITED,
+    COMMANDS,
     apply,
     config_dir,
     from_dict,
     label_options,
     load_config,
     load_detect_config,
+    refuse_ignored,
+    run_identity,
     save_config,
     to_dict,
 )
 
 __all__ = [
-    "AUGMENT_KEYS", "AUGMENT_PRESETS", "RETIRED", "RULES", "AuditConfig", "Config", "DataConfig", "DetectConfig",
+    "AUDITED", "AUGMENT_KEYS", "AUGMENT_PRESETS", "COMMANDS", "CROP_MODES", "DATA_FORMATS", "DETECTING_MODES",
+    "PHOTO_MODES", "RETIRED", "RULES", "STAGES", "AuditConfig", "Config", "DataConfig", "DetectConfig",
     "HierarchyConfig", "LabelConfig", "ModelConfig", "TrainConfig", "apply", "config_dir", "config_keys",
-    "from_dict", "help_text", "label_options", "load_config", "load_detect_config", "parse_overrides", "save_config",
-    "setting", "setting_help", "to_dict",
+    "from_dict", "help_text", "label_options", "load_config", "load_detect_config", "parse_overrides",
+    "refuse_ignored", "run_identity", "save_config", "setting", "setting_choices", "setting_help", "split_words",
+    "to_dict",
 ]  # fmt: skip

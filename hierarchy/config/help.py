@@ -43,6 +43,14 @@ def setting_help(key: str) -> str:
     raise unknown_key(key)
 
 
+def setting_choices(key: str) -> tuple:
+    """One key's allowed values (e.g. for an argparse flag that sets that key), as the schema writes them."""
+    for dotted, f, _ in walk(Config()):
+        if dotted == key and f.metadata.get("choices") is not None:
+            return tuple(f.metadata["choices"])
+    raise unknown_key(key) if key not in config_keys() else KeyError(f"{key} has no list of choices")
+
+
 def help_text() -> str:
     """Every config key with its default, its own help and its allowed values, one key a line."""
     lines = ["config keys (key, default, meaning [allowed values]); set them as key=value or in a --config YAML:"]

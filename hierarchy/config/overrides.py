@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,3 +24,20 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return nested
+
+
+def split_words(words: list[str], takes_paths: bool) -> tuple[list[str], list[str]]:
+    """A command's positional words as ``(paths, settings)``, wherever they stand among its options.
+
+    A word with ``=`` is a ``key=value`` setting, unless the command takes paths and a file or folder of that name
+    exists; any other word is a path where the command takes paths, and an error where it does not.
+    """
+    paths, settings = [], []
+    for word in words:
+        if "=" in word and not (takes_paths and Path(word).exists()):
+            settings.append(word)
+        elif takes_paths:
+            paths.append(word)
+        else:
+            raise UserError(f"{word!r} is not a key=value setting (for example train.epochs=5)")
+    return paths, settings

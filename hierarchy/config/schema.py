@@ -11,7 +11,7 @@ import copy
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # Named augmentation presets (train.augment). A preset sets its keys where it is given (a YAML file or the command
 # line); keys set in the same place win over it, and a preset on the command line wins over the YAML file's keys.
@@ -30,6 +30,58 @@ RULES = ("product", "mask", "flat")  # hierarchy.rule: how fine probabilities fo
 # Keys that earlier versions had: a run folder or checkpoint that still holds one loads without it.
 RETIRED = {"train.log_every": "the progress display needs no setting"}
 
+# Each list of names below is written only here: a key's choices and help text, and the code that dispatches on
+# the names (data adapters, crop modes, stage recipes, command-line flags), all read it.
+DATA_FORMATS = {  # data.format: the dataset adapters and what each reads
+    "fashion_mnist": "idx files",
+    "folder": "<root>/<split>/<label>/ images",
+    "csv": "a manifest of paths and labels",
+    "kfashion": "K-Fashion JSON annotations",
+    "fashionhow": "Fashion-How CSVs",
+}
+DETECTING_MODES = {  # the crop modes that run a detector on the photo
+    "person": "each detected person",
+    "pose-garments": "garment regions from pose keypoints",
+    "detector": "a trained garment detector's boxes",
+}
+PHOTO_MODES = {"image": "the whole photo", **DETECTING_MODES}  # what can be cut from any photo (labelling)
+CROP_MODES = {**PHOTO_MODES, "annotation": "the data's own boxes"}  # data.crop: what a sample is cut from a photo
+
+
+class Stage(NamedTuple):
+    help: str  # what the stage trains
+    settings: tuple[str, ...]  # what it reads: whole sections ("data") or single keys ("train.epochs")
+
+
+# The stages (``stage``; stages/<name>.py is each one's recipe) and the settings each reads. A stage's run folder
+# and checkpoint store exactly these (and ``stage``); ``hierarchy run --stage NAME`` refuses any other setting,
+# which it would ignore. A classifier reads label.views and label.precision too: the labelling defaults its model
+# carries (precision also that of the run's own reports).
+RUN_KEYS = ("name", "run_dir", "resume")
+CLASSIFIER = (*RUN_KEYS, "data", "model", "train", "hierarchy", "detect", "label.views", "label.precision")
+STAGES = {
+    "coarse": Stage("the coarse classifier", CLASSIFIER),
+    "fine": Stage("the fine heads, transferred from a coarse run", (*CLASSIFIER, "init_from")),
+    "detect": Stage(
+        "the garment detector",
+        (*RUN_KEYS, "data", "train.epochs", "train.batch_size", "train.lr", "train.seed", "train.device"),
+    ),
+}
+
+
+def described(names: Mapping[str, Any]) -> str:
+    """A list of names for a help text: ``a (what a is), b (what b is)``."""
+    return ", ".join(f"{name} ({getattr(text, 'help', text)})" for name, text in names.items())
+
+
+def workers_help(kind: str, auto: str) -> str:
+    """The one wording of every ``*.workers`` key: N, 0 and -1 mean the same everywhere; only what a worker is
+    (a process or a thread) and the rule of -1 differ, and the help says which."""
+    return (
+        f"image-decoding workers beside the network ({kind}): N = that many; 0 = none, images are decoded where "
+        f"the network runs; -1 = auto: {auto}"
+    )
+
 
 def setting(
     default: Any,
@@ -41,6 +93,7 @@ def setting(
     high: float | None = None,
     below: float | None = None,
     presets: Mapping[str, Mapping[str, Any]] | None = None,
+    per_run: bool = False,
 ) -> Any:
     """A dataclass field with its help text and allowed values beside its default.
 
@@ -52,9 +105,12 @@ def setting(
         high, below: Largest allowed value (inclusive), or the bound the value must stay under.
         presets: Named sets of values for other keys of the same section, keyed by this key's value: where the
             key is set, its preset's values are set too, and keys set beside it win over them.
+        per_run: The key may differ between invocations of one run (where it goes, whether it continues, its
+            time, what its model's labelling defaults are) without changing what it trains: ``run --stage all``
+            run again finds a finished stage current whatever its value.
     """
     meta = {"help": help, "choices": choices, "low": low, "above": above, "high": high, "below": below}
-    meta |= {"presets": presets}
+    meta |= {"presets": presets, "per_run": per_run}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -64,9 +120,8 @@ def setting(
 class DataConfig:
     format: str = setting(
         "fashion_mnist",
-        "dataset adapter: fashion_mnist (idx files), folder (<root>/<split>/<label>/ images), csv (a manifest of "
-        "paths and labels), kfashion (K-Fashion JSON annotations) or fashionhow (Fashion-How CSVs)",
-        choices=("fashion_mnist", "folder", "csv", "kfashion", "fashionhow"),
+        f"dataset adapter: {described(DATA_FORMATS)}",
+        choices=tuple(DATA_FORMATS),
     )
     root: str = setting(
         "", 'data location; "" = the format\'s default (Fashion-MNIST: the Debian package or a torchvision layout)'
@@ -84,14 +139,19 @@ class DataConfig:
         below=1,
     )
     workers: int = setting(
-        -1, "DataLoader worker processes; -1 = auto (none for in-memory data or on <= 2 cores)", low=-1
+        -1,
+        workers_help(
+            "processes: training's DataLoader, the detect stage's loader",
+            "none for in-memory data or with <= 2 cores per process (they would take the network's cores), else "
+            "up to 4 (half the cores)",
+        ),
+        low=-1,
     )
     crop: str = setting(
         "auto",
-        "what a sample is cut from a photo: image (the whole photo), person (each detected person), pose-garments "
-        "(garment regions from pose keypoints), detector (a trained garment detector's boxes), annotation (the "
-        "data's own boxes); auto = annotation where the data has boxes, else image",
-        choices=("auto", "image", "person", "pose-garments", "detector", "annotation"),
+        f"what a sample is cut from a photo: {described(CROP_MODES)}; auto = annotation where the data has boxes, "
+        "else image",
+        choices=("auto", *CROP_MODES),
     )
     mask: str = setting(
         "none",
@@ -233,6 +293,7 @@ class TrainConfig:
         "minutes of training (run --stage all: of both stages, shared by their epochs); after the first timed steps "
         "the epochs are fitted to it so the schedule still ends with it; never more than train.epochs; 0 = off",
         low=0,
+        per_run=True,  # run --stage all: a stage's share of the job's budget depends on the clock
     )
 
 
@@ -296,11 +357,15 @@ class LabelConfig:
     out: str = setting("", 'where the labels go (.csv, .jsonl, .parquet); run --stage all: "" = <fine run>/labels.csv')
     device: str = setting("auto", "device that labels: auto (the first CUDA GPU, else the CPU), cpu, cuda or cuda:N")
     batch_size: int = setting(64, "crops per classifier forward pass", low=1)
-    workers: int = setting(-1, "image-decoding threads; 0 = in the labelling thread; -1 = one per core", low=-1)
+    workers: int = setting(
+        -1,
+        workers_help("threads: labelling's", "one per core"),
+        low=-1,
+    )
     crop: str = setting(
         "",
         'what to classify in each photo; "" = the crop mode the model was trained with (data.crop)',
-        choices=("", "image", "person", "pose-garments", "detector"),
+        choices=("", *PHOTO_MODES),
     )
     views: str = setting(
         "",
@@ -308,6 +373,7 @@ class LabelConfig:
         "model.tta_flip and model.tta_shift: up to 10x the classifier's work); \"\" = what the model's owner set "
         "in label.views when training it, else one",
         choices=("", "one", "model"),
+        per_run=True,
     )
     tta_shift: int = setting(
         -1,
@@ -319,6 +385,7 @@ class LabelConfig:
         "inference precision of label, serve, eval and a run's reports: fp32, or bf16 (autocast where the hardware "
         "has bf16 natively; faster on CPUs with AMX, and it may change a few labels); never train.amp's choice",
         choices=("fp32", "bf16"),
+        per_run=True,
     )
     chunk: int = setting(256, "images per crash-safe chunk written to OUT.parts/ (what a killed run keeps)", low=1)
     min_prob: float = setting(
@@ -352,17 +419,18 @@ class HierarchyConfig:
 class Config:
     stage: str = setting(
         "coarse",
-        "coarse: the coarse classifier; fine: the fine heads, transferred from a coarse run; detect: the garment "
-        "detector",
-        choices=("coarse", "fine", "detect"),
+        f"what a run trains: {described(STAGES)}",
+        choices=tuple(STAGES),
     )
-    name: str = setting("", 'run name; "" = a timestamp')
-    run_dir: str = setting("", 'the run folder exactly; "" = artifacts/<stage>/<name>')
+    name: str = setting("", 'run name; "" = a timestamp', per_run=True)
+    run_dir: str = setting("", 'the run folder exactly; "" = artifacts/<stage>/<name>', per_run=True)
     init_from: str = setting(
-        "", 'fine: a coarse run folder or checkpoint; "" = the newest coarse run; none = from scratch'
+        "", 'fine: a coarse run folder or checkpoint; "" = the newest coarse run; none = from scratch', per_run=True
     )
     resume: str = setting(
-        "", '"" = a new run; auto = continue the run folder\'s last.pt; or the path of a checkpoint to continue'
+        "",
+        '"" = a new run; auto = continue the run folder\'s last.pt; or the path of a checkpoint to continue',
+        per_run=True,
     )
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -1,7 +1,9 @@
 """Reading and checking the settings: defaults < a stage's YAML file < ``key=value`` overrides.
 
 ``apply`` is the one place where values are checked against the schema (type, choices, range). Unknown keys
-fail with the closest valid names. The shipped YAML files are package data (``config_dir``).
+fail with the closest valid names. The shipped YAML files are package data (``config_dir``). ``COMMANDS`` says
+which settings each command reads, and ``refuse_ignored`` refuses the others; a stage's run stores only its own
+(``to_dict``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,25 @@ import yaml
 
 from hierarchy.config.help import show, unknown_key, value_range
 from hierarchy.config.overrides import parse_overrides
-from hierarchy.config.schema import RETIRED, Config, DetectConfig, LabelConfig
+from hierarchy.config.schema import RETIRED, STAGES, Config, DetectConfig, LabelConfig, config_keys, walk
 from hierarchy.errors import UserError
+
+KEYS = frozenset(config_keys())  # every dotted key: "stage", "data.format", …
+SECTIONS = frozenset(key.partition(".")[0] for key in KEYS if "." in key)  # "data", "model", …
+VIEWS = ("model.tta_flip", "model.tta_shift")  # the test-time views: inference only, never the network
+EVALUATION = ("data", "detect", "hierarchy", *VIEWS)  # where the data is, how it is cropped, views and decoding
+AUDITED = ("coarse", "fine")  # the stages whose labels `hierarchy audit` ranks
+# The key=value settings each command reads: whole sections ("data") or single keys ("train.epochs"). A setting
+# outside its entry would be ignored, so ``refuse_ignored`` refuses it; a command not listed reads none.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    **{f"run --stage {name}": stage.settings for name, stage in STAGES.items()},
+    "run --stage all": (*STAGES["coarse"].settings, "label"),  # the fine stage starts from the job's coarse run
+    **{f"audit --stage {name}": (*STAGES[name].settings, "audit") for name in AUDITED},
+    "eval": EVALUATION,
+    "calibrate": EVALUATION,
+    "detect": ("detect",),
+    "label": ("detect",),  # the label.* settings are its flags
+}
 
 
 def config_dir() -> Path:
@@ -110,11 +129,17 @@ def apply(cfg: Any, values: dict[str, Any], prefix: str = "") -> None:
             setattr(cfg, key, value)
 
 
-def load_config(stage: str, config_file: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Resolve the config for a stage: defaults < ``configs/detector.yaml`` < ``configs/<stage>.yaml`` (or
-    ``config_file``) < overrides. The detector file holds the detection settings every stage shares."""
+def load_config(
+    stage: str,
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> Config:
+    """Resolve the config for a stage: defaults < ``base`` < ``configs/detector.yaml`` < ``configs/<stage>.yaml``
+    (or ``config_file``) < overrides. The detector file holds the detection settings every stage shares; ``base``
+    holds values that come from elsewhere (the fine stage's network, from the coarse checkpoint it starts from)."""
     cfg = Config()
-    apply(cfg, {"stage": stage})
+    apply(cfg, {"stage": stage, **(base or {})})
     shipped = config_dir()
     with open(shipped / "detector.yaml", encoding="utf-8") as f:
         apply(cfg.detect, yaml.safe_load(f) or {}, "detect.")
@@ -139,17 +164,62 @@ def label_options(values: dict[str, Any]) -> LabelConfig:
 def load_detect_config(overrides: list[str] | None = None) -> DetectConfig:
     """Detection settings alone (``hierarchy detect``): defaults < ``configs/detector.yaml`` < ``detect.*`` pairs."""
     values = parse_overrides(overrides or [])
-    if set(values) - {"detect"}:
-        raise UserError(
-            f"detect takes detect.* settings only (e.g. detect.conf=0.4), not {sorted(set(values) - {'detect'})}"
-        )
+    refuse_ignored("detect", values)
     cfg = load_config("detect")
     apply(cfg, values)
     return cfg.detect
 
 
+def _flat(values: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of a nested dict of settings: ``{"train": {"lr": 1}}`` → ``["train.lr"]`` (a key whose
+    value is a mapping, such as train.loss_weights, is one key)."""
+    keys = []
+    for key, value in values.items():
+        nested = isinstance(value, dict) and f"{prefix}{key}" not in KEYS
+        keys += _flat(value, f"{prefix}{key}.") if nested else [f"{prefix}{key}"]
+    return keys
+
+
+def _covers(entries: tuple[str, ...], key: str) -> bool:
+    """Whether a list of sections and keys (``COMMANDS``, ``Stage.settings``) names ``key``."""
+    return key in entries or key.partition(".")[0] in entries
+
+
+def refuse_ignored(command: str, values: dict[str, Any]) -> None:
+    """Raise one UserError for settings ``command`` would ignore (not in its ``COMMANDS`` entry), naming what it
+    reads; a key that is no setting at all gets the unknown-key message with the closest names."""
+    keys, accepted = _flat(values), COMMANDS.get(command, ())
+    if keys and not accepted:
+        raise UserError(f"{command} takes no key=value settings (got {', '.join(keys)})")
+    for key in keys:
+        if key not in KEYS and key not in SECTIONS:
+            raise unknown_key(key)
+    ignored = [key for key in keys if not _covers(accepted, key)]
+    if ignored:
+        listed = ", ".join(f"{entry}.*" if entry in SECTIONS else entry for entry in accepted)
+        raise UserError(f"{command} would ignore {', '.join(ignored)}: it reads {listed}")
+
+
+def _stage_part(values: dict[str, Any], stage: str) -> dict[str, Any]:
+    """The part of a nested dict of settings that ``stage`` reads (and ``stage``); keys that are no setting stay,
+    so that ``apply`` still refuses them."""
+    entries = ("stage", *STAGES[stage].settings)
+    part: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in SECTIONS and key not in entries and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if _covers(entries, f"{key}.{k}") or f"{key}.{k}" not in KEYS}
+            if not value:
+                continue
+        elif key in KEYS and key not in entries:
+            continue
+        part[key] = value
+    return part
+
+
 def to_dict(cfg: Config) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """The settings of ``cfg.stage`` as plain YAML types: what a run folder and a checkpoint store (the sections
+    and keys ``STAGES`` names for the stage, so no labelling or audit settings a run never read)."""
+    return _stage_part(dataclasses.asdict(cfg), cfg.stage)
 
 
 def _without_retired(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -161,13 +231,31 @@ def _without_retired(values: dict[str, Any], prefix: str = "") -> dict[str, Any]
 
 
 def from_dict(values: dict[str, Any]) -> Config:
-    """Rebuild a config saved in a checkpoint or run folder.
+    """Rebuild a config saved in a checkpoint or run folder; keys it lacks keep their defaults.
 
-    Keys earlier versions had (``RETIRED``) are dropped; other unknown keys from other versions are rejected.
+    Keys earlier versions had (``RETIRED``) are dropped, and so are settings the stage does not read (the label
+    and audit sections that earlier versions stored in every run); other unknown keys are rejected.
     """
     cfg = Config()
-    apply(cfg, _without_retired(values))
+    values = _without_retired(values)
+    stage = values.get("stage", cfg.stage)
+    apply(cfg, _stage_part(values, stage) if stage in STAGES else values)
     return cfg
+
+
+def run_identity(values: dict[str, Any]) -> dict[str, Any]:
+    """What a stored config says about what its run trains: read as ``from_dict`` reads it, less the keys marked
+    ``per_run`` (where the run goes, whether it continues, its time budget, its model's labelling defaults).
+    Two runs with the same identity train the same model, so ``run --stage all`` may continue one as the other."""
+    cfg = from_dict(values)
+    per_run = {key for key, f, _ in walk(cfg) if f.metadata.get("per_run")}
+    stored = to_dict(cfg)
+    identity = {k: v for k, v in stored.items() if k not in per_run and not isinstance(v, dict)}
+    for section in [k for k, v in stored.items() if isinstance(v, dict)]:
+        kept = {k: v for k, v in stored[section].items() if f"{section}.{k}" not in per_run}
+        if kept:
+            identity[section] = kept
+    return identity
 
 
 def save_config(cfg: Config, path: Path) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from hierarchy.config import DetectConfig
+from hierarchy.config import DETECTING_MODES, DetectConfig
 from hierarchy.data.images import ImageFiles
 from hierarchy.detect import Region, detect_files
 from hierarchy.errors import UserError
@@ -22,7 +22,6 @@ from hierarchy.paths import newest_run
 from hierarchy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
-DETECTING_MODES = ("person", "pose-garments", "detector")
 LABELLED_BY_REGION = ("pose-garments", "detector")  # the crop's label is its region kind, not the image's
 
 
