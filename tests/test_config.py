@@ -22,7 +22,7 @@ from hierarchy.errors import UserError
 
 
 def every_setting(obj: object = None, prefix: str = "") -> dict[str, dataclasses.Field]:
-    """Dotted key -> dataclass field, walked here rather than through config.py's own helpers."""
+    """Dotted key -> dataclass field, walked here rather than through hierarchy.config's own helpers."""
     obj = Config() if obj is None else obj
     found = {}
     for f in dataclasses.fields(obj):
@@ -260,7 +260,7 @@ def test_a_command_without_settings_refuses_every_one(argv, capsys):
 
 
 def test_every_key_a_command_lists_passes_and_every_other_is_refused():
-    from hierarchy.config import COMMANDS, refuse_ignored
+    from hierarchy.config import COMMANDS, STAGES, refuse_ignored
 
     settings = every_setting()
     for command, entries in COMMANDS.items():
@@ -272,6 +272,8 @@ def test_every_key_a_command_lists_passes_and_every_other_is_refused():
             else:
                 with pytest.raises(UserError, match=f"{command} would ignore {key}:"):
                     refuse_ignored(command, values)
+    for entries in [*COMMANDS.values(), *(stage.settings for stage in STAGES.values())]:
+        assert all(e in settings or any(k.startswith(f"{e}.") for k in settings) for e in entries), entries  # no typo
     sections = {entry.partition(".")[0] for entry in COMMANDS["run --stage detect"]}
     assert sections == {"name", "run_dir", "resume", "data", "train"}  # no model, detect, label … setting
 

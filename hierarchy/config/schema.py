@@ -30,8 +30,9 @@ RULES = ("product", "mask", "flat")  # hierarchy.rule: how fine probabilities fo
 # Keys that earlier versions had: a run folder or checkpoint that still holds one loads without it.
 RETIRED = {"train.log_every": "the progress display needs no setting"}
 
-# Each list of names below is written only here: a key's choices and help text, and the code that dispatches on
-# the names (data adapters, crop modes, stage recipes, command-line flags), all read it.
+# Each list of names below is written only here: a key's choices and help text, the crop code, the stage recipes
+# (stages/<name>.py) and the command-line flags read it. The data adapters' table (hierarchy.data.FORMATS) maps
+# each format to its reader, and a test checks that it has one for every name.
 DATA_FORMATS = {  # data.format: the dataset adapters and what each reads
     "fashion_mnist": "idx files",
     "folder": "<root>/<split>/<label>/ images",
