@@ -28,7 +28,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hierarchy.metrics import format_table  # noqa: E402  (after the sys.path line)
+from hierarchy.config import load_config  # noqa: E402  (after the sys.path line)
+from hierarchy.metrics import format_table  # noqa: E402
 
 
 def run_child(cmd: list[str], log_path: Path) -> dict:
@@ -45,6 +46,15 @@ def run_child(cmd: list[str], log_path: Path) -> dict:
 
 
 DEFAULT_JOB = ["data.val_fraction=0"]  # the README's first command: the chosen recipe on every training image
+
+
+def coarse_network() -> list[str]:
+    """configs/coarse.yaml's network as settings, for a fine run with ``init_from=none``: with no coarse checkpoint
+    to take the network from, a flat arm is given the two-stage arms' network explicitly."""
+    model = load_config("coarse").model
+    channels = ",".join(str(c) for c in model.channels)
+    return [f"model.backbone={model.backbone}", f"model.stem_pool={str(model.stem_pool).lower()}",
+            f"model.channels=[{channels}]"]  # fmt: skip
 
 
 def hierarchy_cmd(*args: str) -> list[str]:
@@ -164,6 +174,7 @@ def main() -> None:
             "--run-dir",
             str(b_dir),
             "init_from=none",
+            *coarse_network(),
             "hierarchy.rule=flat",
             "train.loss_weights={coarse: 0.0, fine: 1.0}",
             *DEFAULT_JOB,

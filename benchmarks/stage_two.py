@@ -31,13 +31,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fashion_mnist import hierarchy_cmd, run_child  # noqa: E402
+from benchmarks.fashion_mnist import coarse_network, hierarchy_cmd, run_child  # noqa: E402
 from hierarchy.data.fashion_mnist import FILES, find_file, read_idx  # noqa: E402
 from hierarchy.metrics import format_table  # noqa: E402
 
 SUBSAMPLE = 12_000  # balanced training subsample (1,200 per class) for the CutMix, AUM and UDA arms
 NOISE = 0.05  # share of labels flipped for the AUM arms
-COMMON = ["init_from=none", "data.image_size=32", "train.batch_size=128"]
+COMMON = ["init_from=none", *coarse_network(), "data.image_size=32", "train.batch_size=128"]
 GROUPS = ("imbalance", "cutmix", "aum", "uda")
 
 

@@ -1,15 +1,20 @@
-"""Stage two: fine heads transfer-learned from the coarse checkpoint, decoded consistently with it."""
+"""Stage two: fine heads transfer-learned from the coarse checkpoint, decoded consistently with it.
+
+The network (``model.backbone``, ``model.stem_pool``, ``model.channels``) is the coarse run's: ``settings`` reads
+it from the checkpoint that ``init_from`` names, so a fine config need not repeat it.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
 from hierarchy.aum import MarginTracker
 from hierarchy.checkpoint import load_checkpoint, transfer_weights
-from hierarchy.config import Config
+from hierarchy.config import Config, load_config
 from hierarchy.engine import fit
 from hierarchy.errors import UserError
 from hierarchy.paths import newest_run
@@ -17,6 +22,36 @@ from hierarchy.taxonomy import Taxonomy, build_taxonomy
 from hierarchy.training import build_data, build_network, open_run, report
 
 log = logging.getLogger(__name__)
+NETWORK = ("backbone", "stem_pool", "channels")  # the model.* keys that shape the backbone: the coarse run's
+
+
+def network_of(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``model.backbone``, ``model.stem_pool`` and ``model.channels``."""
+    model = {"stem_pool": True, "channels": [], **state["config"]["model"]}  # older checkpoints lack the last two
+    return {key: model[key] for key in NETWORK}
+
+
+def settings(
+    config_file: str | Path | None = None, overrides: list[str] | None = None, init_from: str | None = None
+) -> Config:
+    """The fine stage's settings: defaults < the network of the coarse checkpoint it starts from < the YAML file
+    (``configs/fine.yaml`` or ``config_file``) < ``overrides``; ``init_from`` replaces that setting (the default
+    job gives its coarse run).
+
+    A network set in the YAML file or the overrides to another value than the checkpoint's is refused by
+    ``initialise``. With ``init_from=none`` (or no coarse run yet, or a checkpoint of another stage, which
+    ``initialise`` then refuses) the network is the stage's own settings.
+    """
+    cfg = load_config("fine", config_file, overrides)
+    if init_from is not None:
+        cfg.init_from = init_from
+    source = None if cfg.init_from == "none" else cfg.init_from or newest_run("coarse")
+    state = load_checkpoint(source) if source else None
+    if state is None or state.get("stage") != "coarse":
+        return cfg
+    chosen = load_config("fine", config_file, overrides, base={"model": network_of(state)})
+    chosen.init_from = cfg.init_from
+    return chosen
 
 
 def heads(taxonomy: Taxonomy) -> dict[str, int]:
@@ -52,12 +87,13 @@ def initialise(model: nn.Module, cfg: Config, taxonomy: Taxonomy) -> None:
             f"init_from={source} was trained on taxonomy '{theirs.name}' with coarse classes {list(theirs.coarse)}, "
             f"but this run uses '{taxonomy.name}' with {list(taxonomy.coarse)}. Use a coarse run of the same taxonomy."
         )
-    theirs_model = {"stem_pool": True, "channels": [], **state["config"]["model"]}  # older checkpoints lack these
-    for key in ("backbone", "stem_pool", "channels"):  # the architecture must match for the features to mean the same
-        if theirs_model[key] != getattr(cfg.model, key):
+    network = network_of(state)
+    for key in NETWORK:  # the architecture must match for the features to mean the same
+        if network[key] != getattr(cfg.model, key):
             raise UserError(
-                f"init_from={source} has model.{key}={theirs_model[key]!r} but this run has "
-                f"model.{key}={getattr(cfg.model, key)!r}: use the coarse run's value"
+                f"init_from={source} has model.{key}={network[key]!r} but this run has "
+                f"model.{key}={getattr(cfg.model, key)!r}: the fine stage builds the coarse run's network, so leave "
+                f"model.{key} out (or start from a coarse run trained with it)"
             )
     report = transfer_weights(model, state["model"])
     log.info(
