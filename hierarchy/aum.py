@@ -35,7 +35,9 @@ class MarginTracker:
         self.sums: dict[tuple[str, str], list] = {}  # (source, head) -> [margin sum, passes, label, Counter]
 
     @torch.no_grad()
-    def update(self, sources: list[str], logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> None:
+    def after_step(self, done) -> None:
+        """A training hook (engine.py): the margins of the step's labelled samples (``done``: ``StepDone``)."""
+        sources, logits, targets = done.sources, done.logits, done.targets
         for head, out in logits.items():
             target = targets[head].to(out.device)
             labelled = (target >= 0).nonzero().flatten()

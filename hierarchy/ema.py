@@ -15,11 +15,17 @@ from torch import nn
 class WeightAverage:
     """Exponential moving average of every parameter and buffer of ``model``."""
 
+    state_key = "ema"  # its entry in last.pt
+
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.decay, self.updates = decay, 0
+
+    def after_step(self, done) -> None:
+        """A training hook (engine.py): average in the weights of the step just taken."""
+        self.update(done.model)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

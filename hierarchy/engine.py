@@ -1,5 +1,10 @@
 """Training as plain functions: train_one_epoch, validate, fit.
 
+``fit`` takes a short list of hooks: plain objects with any of ``after_step(done: StepDone)``,
+``after_epoch(epoch, row)`` and, to be saved in ``last.pt`` and restored on resume, ``state_key`` with
+``state_dict()`` / ``load_state_dict()``. The time budget (time_budget.py), the running average of the weights
+(ema.py) and an audit's margin tracker (aum.py) are such hooks; a recipe adds one without touching a signature.
+
 Every epoch reseeds shuffling, augmentation and dropout from (seed, epoch), so a run resumed from
 ``last.pt`` draws exactly what the uninterrupted run would have drawn and ends with the same result
 (a run under ``train.time_budget`` fits its length to the clock, so only its schedule is reproducible).
@@ -8,6 +13,7 @@ Every epoch reseeds shuffling, augmentation and dropout from (seed, epoch), so a
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import math
 import sys
@@ -24,7 +30,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from hierarchy.aum import MarginTracker
 from hierarchy.checkpoint import save_checkpoint
 from hierarchy.config import Config, to_dict
 from hierarchy.data import build_loader, weighted_sampler
@@ -65,15 +70,35 @@ class Step:
 
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    schedule: Schedule  # its epochs may shrink under a time budget
     weights: dict[str, torch.Tensor] | None = None  # per-head class weights (train.class_weights)
-    tracker: MarginTracker | None = None  # an audit: every sample's margins
-    average: WeightAverage | None = None  # the running average of the weights (train.ema)
-    budget: TimeBudget | None = None  # train.time_budget: fits the schedule to the clock after the first steps
+    hooks: tuple = ()  # see the module's docstring
+
+
+@dataclass
+class StepDone:
+    """What a hook sees after each optimizer step: the network (unwrapped), the batch's samples, the labelled
+    images' logits per head and their targets."""
+
+    model: nn.Module
+    sources: list[str]
+    logits: dict[str, torch.Tensor]
+    targets: dict[str, torch.Tensor]
+
+
+def call_hooks(hooks, method: str, *args) -> None:
+    for hook in hooks:
+        if hasattr(hook, method):
+            getattr(hook, method)(*args)
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0, stream: int = 0) -> int:
     """The one seed formula: a distinct, reproducible stream per (seed, rank, stream, epoch)."""
     return (seed + 7919 * rank + stream) * 100_003 + epoch
+
+
+def uda_round_seed(seed: int, epoch: int, rank: int, round_: int) -> int:
+    return epoch_seed(seed, epoch, rank, stream=2 + round_)
 
 
 def train_one_epoch(
@@ -91,8 +116,7 @@ def train_one_epoch(
     groups = group_matrix(run.taxonomy, device) if pseudo_labels else None  # (F, C)
     seen, loss_sum, start = 0, 0.0, time.perf_counter()
     interval = 1.0 if sys.stderr.isatty() else 30.0
-    total = step.budget.schedule.epochs if step.budget else cfg.epochs
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{total}", leave=False, file=sys.stderr, unit="batch",
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{step.schedule.epochs}", leave=False, file=sys.stderr, unit="batch",
                mininterval=interval, disable=None)  # fmt: skip
     for batch in bar:
         skips.add(batch.skipped)
@@ -118,16 +142,11 @@ def train_one_epoch(
             loss = loss + cfg.group_pseudo * pseudo
         if unlabeled is not None:
             loss = loss + cfg.uda * consistency_loss({h: v[n:] for h, v in out.items()}, weak_logits, cfg)
-        if step.tracker is not None:
-            step.tracker.update(batch.sources, logits, targets)
         step.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         step.optimizer.step()
         step.scheduler.step()
-        if step.average is not None:
-            step.average.update(core)
-        if step.budget is not None:
-            step.budget.after_step()
+        call_hooks(step.hooks, "after_step", StepDone(core, batch.sources, logits, targets))
         seen += len(batch.sources)
         loss_sum += loss.item() * len(batch.sources)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}",
@@ -177,9 +196,10 @@ def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
-def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, tracker: MarginTracker | None = None):
+def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, hooks: tuple = ()):
     """Train for ``train.epochs`` (or what ``train.time_budget`` allows), saving ``last.pt`` every epoch and
     ``best.pt`` on a better ``main_metric`` (every epoch when ``val_set`` is None: the last epoch is kept).
+    ``hooks``: the recipe's own (see the module's docstring), besides the time budget and EMA the settings ask for.
 
     Returns:
         The last epoch's checkpoint state plus ``skipped``: {path: reason} of the unreadable files met.
@@ -195,10 +215,11 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, tracke
     mixed = fine_known is not None and bool(fine_known.any()) and not bool(fine_known.all())
     schedule = Schedule(tc.epochs, math.ceil(share / batch_size))  # the loader keeps the last partial batch
     optimizer = build_optimizer(model, tc)
-    step = Step(optimizer, build_scheduler(optimizer, tc, schedule), tracker=tracker)
-    step.weights = class_weights(train_set, heads) if tc.class_weights else None
-    step.average = WeightAverage(model, tc.ema) if tc.ema else None
-    step.budget = TimeBudget(tc.time_budget * 60, schedule, world) if tc.time_budget > 0 else None
+    average = WeightAverage(model, tc.ema) if tc.ema else None
+    budget = TimeBudget(tc.time_budget * 60, schedule, world) if tc.time_budget > 0 else None
+    hooks = (*hooks, *(h for h in (average, budget) if h is not None))
+    weights = class_weights(train_set, heads) if tc.class_weights else None
+    step = Step(optimizer, build_scheduler(optimizer, tc, schedule), schedule, weights, hooks)
     if tc.balance and tc.balance not in heads:
         raise UserError(f"train.balance={tc.balance!r} is not a head of this model; heads: {sorted(heads)}")
     history: list[dict[str, float]] = []
@@ -207,10 +228,9 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, tracke
         state = run.resume
         optimizer.load_state_dict(state["optimizer"])
         step.scheduler.load_state_dict(state["scheduler"])
-        if step.average is not None:
-            step.average.load_state_dict(state["ema"])
-        if step.budget is not None:
-            step.budget.load_state_dict(state.get("budget", {}))
+        for hook in hooks:
+            if hasattr(hook, "state_key"):
+                hook.load_state_dict(state.get(hook.state_key, {}))
         start_epoch, best = state["epoch"] + 1, state["best_metric"]
         history = [row for row in state.get("history", []) if row["epoch"] < start_epoch]
         so_far = f"best {main_metric} so far {best:.4f}" if val_loader is not None else "no validation"
@@ -236,31 +256,22 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, tracke
         # DDP only syncs parameters that need gradients when it is built: rebuild it when freezing changes.
         net = DistributedDataParallel(model) if world > 1 else model
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "backbone_frozen": int(frozen)}
-        # UDA: each rank its own order of the unlabelled pool, fixed by (epoch, rank) for an exact resume
-        order = 100_000 * (epoch + 1) + 1000 * rank
-        unlabeled = None if pool is None else endless_batches(pool, batch_size, cfg.data.workers, order)
+        # UDA: each rank its own order of the unlabelled pool, one stream per round (streams 0 and 1 are the
+        # labelled images' draws), fixed by (epoch, rank) for an exact resume
+        rounds = functools.partial(uda_round_seed, tc.seed, epoch, rank)
+        unlabeled = None if pool is None else endless_batches(pool, batch_size, cfg.data.workers, rounds)
         row.update(train_one_epoch(net, loader, run, step, epoch, skips, unlabeled))
-        served = model if step.average is None else step.average.model  # the weights validated and saved as best
+        served = model if average is None else average.model  # the weights validated and saved as best
         if val_loader is not None:
             row.update(validate(served, val_loader, run, skips))
         row["time"] = round(time.time() - started, 2)
         if run.device.type == "cuda":  # what the GPU needed at its fullest so far
             row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated(run.device) / 1e6)
-        if step.budget is not None:
-            step.budget.after_epoch(epoch, row["time"])
+        call_hooks(hooks, "after_epoch", epoch, row)
         history.append(row)
         improved = val_loader is None or row[main_metric] > best
         best = max(best, row.get(main_metric, best))
-        state = {
-            "stage": cfg.stage, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": step.scheduler.state_dict(), "epoch": epoch, "epochs": schedule.epochs,
-            "best_metric": best, "history": history, "config": to_dict(cfg), "taxonomy": run.taxonomy.to_dict(),
-            "heads": heads,
-        }  # fmt: skip
-        if step.average is not None:
-            state["ema"] = step.average.state_dict()
-        if step.budget is not None:
-            state["budget"] = step.budget.state_dict()
+        state = checkpoint_state(run, model, step, epoch, best, history, heads)
         if rank == 0:  # one process writes checkpoints, metrics and logs
             save_epoch(run.folder, state, served if improved else None, history)
             log.info(
@@ -273,6 +284,23 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, tracke
     if len(skips):
         log.warning("%d unreadable image(s) were skipped; see the warnings above", len(skips))
     return {**state, "skipped": dict(skips.reasons)}
+
+
+def checkpoint_state(
+    run: Run, model: nn.Module, step: Step, epoch: int, best: float, history: list[dict], heads: dict[str, int]
+) -> dict[str, Any]:
+    """What ``last.pt`` holds after ``epoch``: enough to resume exactly (optimizer, scheduler, every hook's state)
+    and to rebuild and use the network (its settings, taxonomy and heads)."""
+    state = {
+        "stage": run.cfg.stage, "model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
+        "scheduler": step.scheduler.state_dict(), "epoch": epoch, "epochs": step.schedule.epochs,
+        "best_metric": best, "history": history, "config": to_dict(run.cfg), "taxonomy": run.taxonomy.to_dict(),
+        "heads": heads,
+    }  # fmt: skip
+    for hook in step.hooks:
+        if hasattr(hook, "state_key"):
+            state[hook.state_key] = hook.state_dict()
+    return state
 
 
 def save_epoch(folder: Path, state: dict[str, Any], best: nn.Module | None, history: list[dict]) -> None:

@@ -24,13 +24,15 @@ TIMED_STEPS = 20  # steps timed before the first fit
 class TimeBudget:
     """Shortens ``schedule.epochs`` to what ``seconds`` of training allow."""
 
+    state_key = "budget"  # its entry in last.pt
+
     def __init__(self, seconds: float, schedule: Schedule, world: int = 1) -> None:
         self.seconds, self.schedule, self.world = seconds, schedule, world
         self.configured = schedule.epochs
         self.epoch_times: list[float] = []  # seconds of each finished epoch, kept across a resume
         self.steps, self.clock = 0, 0.0
 
-    def after_step(self) -> None:
+    def after_step(self, done=None) -> None:
         """Count a step; after the timed ones of a fresh run, fit the epochs to the seconds per step."""
         self.steps += 1
         if self.epoch_times:
@@ -41,9 +43,10 @@ class TimeBudget:
             per_epoch = (time.perf_counter() - self.clock) / TIMED_STEPS * self.schedule.steps_per_epoch
             self.refit(math.floor(self.seconds / per_epoch), per_epoch, at_least=1)  # the epoch under way
 
-    def after_epoch(self, epoch: int, seconds: float) -> None:
-        """Record an epoch's time and refit: the epochs done plus those the remaining seconds allow."""
-        self.epoch_times.append(seconds)
+    def after_epoch(self, epoch: int, row: dict) -> None:
+        """Record an epoch's time (``row["time"]``, seconds) and refit: the epochs done plus those the remaining
+        seconds allow."""
+        self.epoch_times.append(row["time"])
         per_epoch = sum(self.epoch_times) / len(self.epoch_times)
         more = math.floor((self.seconds - sum(self.epoch_times)) / per_epoch)
         self.refit(epoch + 1 + max(0, more), per_epoch, at_least=epoch + 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -38,10 +38,11 @@ def uda_views(
     return {h: v.float() for h, v in weak_logits.items()}, strong
 
 
-def endless_batches(dataset, batch_size: int, workers: int, seed: int) -> Iterator[Batch]:
-    """Shuffled batches forever (reshuffled each round), skipping batches whose every file was unreadable."""
+def endless_batches(dataset, batch_size: int, workers: int, seeds: Callable[[int], int]) -> Iterator[Batch]:
+    """Shuffled batches forever, reshuffled each round with ``seeds(round)``, skipping batches whose every file
+    was unreadable."""
     for round_ in itertools.count():
-        for batch in build_loader(dataset, batch_size, workers, shuffle_seed=seed + round_):
+        for batch in build_loader(dataset, batch_size, workers, shuffle_seed=seeds(round_)):
             if batch.sources:
                 yield batch
 

@@ -36,7 +36,7 @@ def run(cfg: Config) -> Path:
     cfg.train.epochs, cfg.train.cutmix = cfg.audit.epochs, 0.0
     cfg.run_dir = cfg.run_dir or str(ARTIFACTS / "audit" / (cfg.name or time.strftime("%Y%m%d-%H%M%S")))
     tracker = MarginTracker()
-    run_dir = RECIPES[cfg.stage](cfg, tracker)
+    run_dir = RECIPES[cfg.stage](cfg, hooks=(tracker,))
     rows = tracker.rows(load_taxonomy(run_dir / "taxonomy.yaml"))  # the run's names, attribute heads included
     save_margins(rows, run_dir / "aum.csv")
     suspects = [r for r in rows if r["aum"] < cfg.audit.threshold]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hierarchy.aum import MarginTracker
 from hierarchy.config import Config
 from hierarchy.engine import fit
 from hierarchy.taxonomy import Taxonomy
@@ -17,11 +16,11 @@ def heads(taxonomy: Taxonomy) -> dict[str, int]:
     return {"coarse": taxonomy.num_classes("coarse")}
 
 
-def run(cfg: Config, tracker: MarginTracker | None = None) -> Path:
-    """Train the coarse head on the backbone; returns the run folder. ``tracker`` records every
-    sample's margins (``hierarchy audit``)."""
+def run(cfg: Config, hooks: tuple = ()) -> Path:
+    """Train the coarse head on the backbone; returns the run folder. ``hooks`` go to ``engine.fit`` (an audit's
+    margin tracker)."""
     with open_run(cfg) as run:
         model = build_network(run, heads(run.taxonomy))
         train_set, val_set = build_data(run)
-        final = fit(model, train_set, val_set, run, MAIN_METRIC, tracker)
+        final = fit(model, train_set, val_set, run, MAIN_METRIC, hooks)
         return report(run, final, train_set, val_set)

@@ -101,7 +101,7 @@ def test_time_budget_fits_the_epochs_and_the_schedule_still_ends_at_zero(monkeyp
             sched.step()
             clock[0] += 1.0
             budget.after_step()
-        budget.after_epoch(epoch, 100.0)
+        budget.after_epoch(epoch, {"time": 100.0})
     assert schedule.epochs == 3 and len(lrs) == 300  # fitted after the first timed steps, kept at each epoch end
     assert lrs[0] == pytest.approx(1.0) and lrs[-1] < 0.001  # the cosine ends with the budget, not at epoch 10
     resumed = tb.TimeBudget(300.0, Schedule(10, 100))
@@ -115,10 +115,10 @@ def test_time_budget_longer_than_the_epochs_changes_nothing():
     schedule = Schedule(4, 10)
     budget = TimeBudget(seconds=3600.0, schedule=schedule)
     for epoch in range(4):
-        budget.after_epoch(epoch, 60.0)
+        budget.after_epoch(epoch, {"time": 60.0})
     assert schedule.epochs == 4  # never more than train.epochs
     slow = TimeBudget(seconds=100.0, schedule=Schedule(4, 10))
-    slow.after_epoch(0, 150.0)  # one epoch already took longer than the whole budget
+    slow.after_epoch(0, {"time": 150.0})  # one epoch already took longer than the whole budget
     assert slow.schedule.epochs == 1  # stops after the epoch it finished
 
 
