@@ -12,7 +12,6 @@ from typing import Any
 
 from torch import nn
 
-from hierarchy.aum import MarginTracker
 from hierarchy.checkpoint import load_checkpoint, transfer_weights
 from hierarchy.config import Config, load_config
 from hierarchy.engine import fit
@@ -112,11 +111,11 @@ def main_metric(heads: dict[str, int]) -> str:
     return "val/fine_top1" if "fine" in heads else "val/mean_acsa"
 
 
-def run(cfg: Config, tracker: MarginTracker | None = None) -> Path:
+def run(cfg: Config, hooks: tuple = ()) -> Path:
     """Train the fine heads (or attribute heads), starting from the coarse stage; returns the run folder.
-    ``tracker`` records every sample's margins (``hierarchy audit``)."""
+    ``hooks`` go to ``engine.fit`` (an audit's margin tracker)."""
     with open_run(cfg) as run:
         model = build_network(run, heads(run.taxonomy), initialise)
         train_set, val_set = build_data(run)
-        final = fit(model, train_set, val_set, run, main_metric(heads(run.taxonomy)), tracker)
+        final = fit(model, train_set, val_set, run, main_metric(heads(run.taxonomy)), hooks)
         return report(run, final, train_set, val_set)
