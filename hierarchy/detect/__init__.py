@@ -6,6 +6,7 @@
 - ``openvino_backend``: the YOLO checkpoint exported to OpenVINO for faster CPU inference.
 - ``output``: ``hierarchy detect`` rows (CSV / JSONL) and preview images.
 - ``yolo``: keeping ultralytics off the network; the default pose weights; torch's thread count.
+- ``yolo_data``, ``train``: training a garment detector (``hierarchy run --stage detect``).
 
 Nothing in this package imports the data package or the training code.
 """

@@ -1,10 +1,14 @@
-"""Training data for a YOLO garment detector: image links and label files in the layout ultralytics reads."""
+"""Training data for a YOLO garment detector: image links, label files and ``data.yaml`` in the layout
+ultralytics reads."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+import yaml
 
 from hierarchy.image_files import open_image
 
@@ -42,3 +46,15 @@ def write_yolo_split(files, folder: Path) -> int:
             os.symlink(Path(path).resolve(), link)
         (folder / "labels" / f"{name}.txt").write_text("\n".join(lines) + "\n")
     return len(by_image)
+
+
+def write_data_yaml(folder: Path, names: Sequence[str]) -> Path:
+    """``folder/data.yaml`` over the ``train`` and ``val`` splits in it (absolute path; class id = list position)."""
+    spec = {
+        "path": str(folder.resolve()),
+        "train": "train/images",
+        "val": "val/images",
+        "names": dict(enumerate(names)),
+    }
+    (folder / "data.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return folder / "data.yaml"
