@@ -72,10 +72,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Without ``--split``: the test split, or validation when the data has none (the report says so and how to
     add one; exit 0, also when nothing was held out). ``--split test`` on data without one: exit 2."""
-    from hierarchy.evaluate import evaluate_run, format_report
+    from hierarchy.report import evaluate_run, format_report
 
     report, out = evaluate_run(args.model, args.split, args.out, args.device, args.settings, args.min_prob,
-                               precision=args.precision)
+                               precision=args.precision, latency=args.latency)  # fmt: skip
     print(format_report(report))
     if out:
         print(f"report files in {out}")
@@ -83,11 +83,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from hierarchy.evaluate import evaluate_run, format_report
+    from hierarchy.report import evaluate_run, format_report
 
     if args.split == "test":
         raise UserError("fit temperatures on validation (--split val), never on the test split that measures them")
-    report, out = evaluate_run(args.model, args.split, args.out, args.device, args.settings, calibrate=True)
+    report, out = evaluate_run(args.model, args.split, args.out, args.device, args.settings, calibrate=True,
+                               precision=args.precision)  # fmt: skip
     print(format_report(report))
     print(f"temperatures {report['calibration']['temperatures']} stored in {report['checkpoint']}; report in {out}")
     return 0
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--precision", default="fp32", choices=setting_choices("label.precision"), help=setting_help("label.precision")
     )
+    ev.add_argument("--latency", action="store_true", help="also time one image on the CPU (batch 1, its views)")
     ev.set_defaults(func=cmd_eval)
 
     cal = sub.add_parser(
@@ -239,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--split", default="val", help="val (default): the run's validation split")
     cal.add_argument("--out", help="report folder (default: <run>/val)")
     cal.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    cal.add_argument(
+        "--precision", default="fp32", choices=setting_choices("label.precision"), help=setting_help("label.precision")
+    )
     cal.add_argument("words", nargs="*", metavar="key=value", help="data.* settings, e.g. where the data moved")
     cal.set_defaults(func=cmd_calibrate)
 

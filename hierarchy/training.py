@@ -29,10 +29,12 @@ from hierarchy.config import Config, from_dict, save_config
 from hierarchy.data import build_splits, with_data_attributes
 from hierarchy.engine import Run, seed_everything
 from hierarchy.errors import UserError
-from hierarchy.evaluate import evaluate_checkpoint, format_report
+from hierarchy.evaluate import evaluate, fit_calibration, predict_split
+from hierarchy.infer.classifier import TorchClassifiers
 from hierarchy.models import build_model
 from hierarchy.paths import ARTIFACTS, newest_run
-from hierarchy.runner import configure_threads, distributed, rank_device
+from hierarchy.report import format_report, write_report
+from hierarchy.runner import configure_threads, distributed, rank_device, select_device
 from hierarchy.taxonomy import build_taxonomy, load_taxonomy, save_taxonomy
 
 log = logging.getLogger(__name__)
@@ -153,19 +155,12 @@ def report(run: Run, final: dict[str, Any], train_set, val_set) -> Path:
         save_training_summary(folder, final, len(train_set))
         return folder
     best = load_checkpoint(folder, prefer="best.pt")
-    metrics = evaluate_checkpoint(
-        best,
-        val_set,
-        out_dir=folder,
-        split="val",
-        device=cfg.train.device,
-        batch_size=cfg.train.batch_size * 2,
-        workers=cfg.data.workers,
-        already_skipped=final.get("skipped", {}),
-        fit_thresholds=cfg.train.multilabel,
-        calibrate=True,
-        precision=cfg.label.precision,
-    )
+    classifier = TorchClassifiers([best], select_device(cfg.train.device), views="model", precision=cfg.label.precision)
+    predictions = predict_split(classifier, val_set, cfg.train.batch_size * 2, cfg.data.workers, final.get("skipped"))
+    fit_calibration(best, predictions, thresholds=True)
+    evaluation = evaluate(best, predictions, "val")
+    write_report(evaluation, run.taxonomy, folder)
+    metrics = evaluation.report
     save_checkpoint(Path(best.pop("path")), best)  # temperatures and thresholds belong to the model
     log.info("temperatures fitted on validation: %s", best["temperatures"])
     if cfg.train.multilabel:

@@ -17,7 +17,7 @@ from pathlib import Path
 from hierarchy.checkpoint import load_checkpoint
 from hierarchy.config import Config, load_config, run_identity, to_dict
 from hierarchy.errors import NoTestSplit, UserError
-from hierarchy.evaluate import evaluate_run, format_report, held_out_note
+from hierarchy.report import evaluate_run, format_report, held_out_note
 from stages import coarse, fine, label
 
 log = logging.getLogger(__name__)

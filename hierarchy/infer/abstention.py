@@ -56,28 +56,31 @@ def at_threshold(fine: np.ndarray, coarse: np.ndarray, fine_t: np.ndarray, coars
     }
 
 
-def coverage_report(
-    fine: np.ndarray, coarse: np.ndarray, fine_t: np.ndarray, coarse_t: np.ndarray, out_dir: Path,
-    min_prob: float = 0.0,
-) -> dict:  # fmt: skip
-    """The accuracy–coverage curve (``coverage.csv``, ``coverage.png``) over the rows with both labels, and the
-    figures at the threshold that keeps ``KEPT_SHARE`` of the fine labels (and at ``min_prob``, if given)."""
+def coverage_curve(
+    fine: np.ndarray, coarse: np.ndarray, fine_t: np.ndarray, coarse_t: np.ndarray, min_prob: float = 0.0
+) -> tuple[list[dict], dict]:
+    """The accuracy–coverage curve over the rows with both labels, and the figures at the threshold that keeps
+    ``KEPT_SHARE`` of the fine labels (and at ``min_prob``, if given); ``([], {})`` when no row has both."""
     rows = (fine_t >= 0) & (coarse_t >= 0)
     if not rows.any():
-        return {}  # no sample here has both labels
+        return [], {}
     fine, coarse, fine_t, coarse_t = fine[rows], coarse[rows], fine_t[rows], coarse_t[rows]
     confidence = np.minimum(fine.max(1), coarse.max(1))  # a fine label is kept when both levels are sure enough
     thresholds = np.quantile(confidence, np.linspace(0, 0.5, 51))  # coverage 100 % down to 50 %
     curve = [at_threshold(fine, coarse, fine_t, coarse_t, p) for p in thresholds]
+    report = {"at_95_coverage": at_threshold(fine, coarse, fine_t, coarse_t, np.quantile(confidence, 1 - KEPT_SHARE))}
+    if min_prob > 0:
+        report["at_min_prob"] = at_threshold(fine, coarse, fine_t, coarse_t, min_prob)
+    return curve, report
+
+
+def save_coverage(curve: list[dict], out_dir: Path) -> None:
+    """``coverage.csv`` and ``coverage.png`` of a curve from ``coverage_curve``."""
     with open(out_dir / "coverage.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(curve[0]))
         writer.writeheader()
         writer.writerows(curve)
     plot_coverage(curve, out_dir / "coverage.png")
-    report = {"at_95_coverage": at_threshold(fine, coarse, fine_t, coarse_t, np.quantile(confidence, 1 - KEPT_SHARE))}
-    if min_prob > 0:
-        report["at_min_prob"] = at_threshold(fine, coarse, fine_t, coarse_t, min_prob)
-    return report
 
 
 def plot_coverage(curve: list[dict], path: Path) -> None:
