@@ -101,6 +101,15 @@ def refused(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *arg
     return err
 
 
+def hierarchy_here(*args: str) -> None:
+    """``hierarchy ARGS`` by this process's ``hierarchy.cli.main``, for fixtures (which cannot take ``capsys``): the
+    runs and labels files tests then read, without an interpreter start-up (seconds each); a failure fails it."""
+    from hierarchy.cli import main
+
+    if main(list(args)) != 0:
+        raise AssertionError(f"hierarchy {' '.join(args)} failed")
+
+
 def package_dir(name: str) -> Path:
     return Path(importlib.util.find_spec(name).submodule_search_locations[0])
 
@@ -137,9 +146,31 @@ def folder_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("folder_runs")
     train = make_image_folder(base / "train", ["tshirt_top", "Trouser", "Bag"], 12)
     common = [f"data.root={train}", "data.format=folder", "train.epochs=1", "train.batch_size=16", "data.image_size=32"]
-    hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *common)
-    hierarchy("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}", *common)
-    return {"coarse": base / "coarse", "fine": base / "fine"}
+    hierarchy_here("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *common)
+    hierarchy_here("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}", *common)
+    return {"coarse": base / "coarse", "fine": base / "fine", "train": train}
+
+
+@pytest.fixture(scope="session")
+def other_fine(folder_runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second fine run like ``folder_runs["fine"]`` (same coarse run, same images) on another seed: a model that
+    gives other probabilities, for the tests of ensembles."""
+    run = tmp_path_factory.mktemp("other_fine") / "fine"
+    hierarchy_here("run", "--stage", "fine", "--run-dir", str(run), f"init_from={folder_runs['coarse']}",
+                   "train.seed=1", f"data.root={folder_runs['train']}", "data.format=folder", "train.epochs=1",
+                   "train.batch_size=16", "data.image_size=32")  # fmt: skip
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A coarse run and a fine run from it, one epoch each on 48 generated images: the quickest real run folders,
+    for the quick tests of what refuses them."""
+    base = tmp_path_factory.mktemp("tiny_runs")
+    common = [*tiny_overrides(make_fashion_mnist(base / "fmnist", 60, 10)), "data.val_fraction=0.2"]
+    hierarchy_here("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *common)
+    hierarchy_here("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}", *common)
+    return base
 
 
 @pytest.fixture(scope="session")

@@ -243,6 +243,7 @@ def test_missing_weights_name_what_to_do(monkeypatch):
         Detector(DetectConfig())
 
 
+@pytest.mark.slow
 def test_detect_command_writes_rows_and_previews(photo_folder, tmp_path):
     (tmp_path / "notes.jpg").write_text("not an image")
     out = tmp_path / "found.jsonl"
@@ -273,6 +274,7 @@ def test_detect_command_writes_rows_and_previews(photo_folder, tmp_path):
     assert bad.returncode == 2 and "use a .csv or .jsonl" in bad.stderr
 
 
+@pytest.mark.slow
 def test_coarse_stage_learns_garment_types_from_pose_regions(photo_folder, tmp_path):
     common = [
         "data.format=folder", f"data.root={photo_folder}", "train.epochs=1", "train.batch_size=8",
@@ -374,6 +376,7 @@ def test_kfashion_parts_without_a_known_category_train_the_coarse_head(tmp_path,
     assert "(no style)" in caplog.text
 
 
+@pytest.mark.slow
 def test_detect_stage_trains_a_garment_detector(tmp_path):
     root = make_kfashion(tmp_path / "kf", copies=2)
     run = tmp_path / "det"

@@ -16,6 +16,8 @@ from hierarchy.data.transforms import letterbox
 from hierarchy.infer.classifier import TorchClassifiers
 from hierarchy.infer.onnx import OnnxClassifier
 
+pytestmark = pytest.mark.slow  # exports the shared trained runs and trains a pretrained lite0 model
+
 
 def pattern_batch(n: int, size: int) -> torch.Tensor:
     """``n`` letterboxed images of the fixture's learnable patterns, all ten classes."""

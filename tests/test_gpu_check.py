@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # a whole benchmark on the CPU: several training runs and labelling arms
 
 
 def test_gpu_check_runs_quick_on_cpu(tmp_path):

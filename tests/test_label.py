@@ -12,11 +12,12 @@ import time
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, hierarchy, make_image_folder
+from conftest import ROOT, hierarchy, in_process, make_image_folder
 from PIL import Image
 
 from hierarchy.errors import UserError
 from hierarchy.infer.classifier import TorchClassifiers
+from hierarchy.infer.rows import top_list
 from hierarchy.taxonomy import load_taxonomy
 
 
@@ -31,7 +32,8 @@ def labeller(tmp_path_factory, folder_runs):
     return folder_runs["fine"], base / "photos"
 
 
-def test_label_rows_errors_and_formats(labeller, tmp_path):
+@pytest.mark.slow
+def test_label_rows_errors_and_formats(labeller, tmp_path, capsys, monkeypatch):
     model, photos = labeller
     out = tmp_path / "labels.csv"
     proc = hierarchy("label", str(photos), "--model", str(model), "--out", str(out), check=False)
@@ -47,17 +49,18 @@ def test_label_rows_errors_and_formats(labeller, tmp_path):
     errors = pd.read_csv(tmp_path / "labels.errors.csv")
     assert sorted(errors["path"].str.rsplit("/", n=1).str[-1]) == ["cut.png", "empty.png", "notes.png"]
     assert not (tmp_path / "labels.csv.parts").exists()
-    again = hierarchy("label", str(photos), "--model", str(model), "--out", str(out), check=False)
-    assert again.returncode == 3 and "0 images labelled (43 already done)" in again.stdout
+    code, again, _ = in_process(capsys, monkeypatch, "label", str(photos), "--model", str(model), "--out", str(out))
+    assert code == 3 and "0 images labelled (43 already done)" in again
     assert len(pd.read_csv(out)) == 40
     for suffix in ("jsonl", "parquet"):
         other = tmp_path / f"labels.{suffix}"
-        hierarchy("label", str(photos), "--model", str(model), "--model", str(model), "--out", str(other), check=False)
+        in_process(capsys, monkeypatch, "label", str(photos), "--model", str(model), "--out", str(other))
         table = pd.read_json(other, lines=True) if suffix == "jsonl" else pd.read_parquet(other)
-        assert len(table) == 40 and list(table["fine"]) == list(rows["fine"])  # a 2-model ensemble of one agrees
+        assert len(table) == 40 and list(table["fine"]) == list(rows["fine"])  # every format: the same labels
     p = float(rows["fine_prob"].median())
     unsure = tmp_path / "unsure.csv"
-    hierarchy("label", str(photos), "--model", str(model), "--out", str(unsure), "--min-prob", str(p), check=False)
+    in_process(capsys, monkeypatch, "label", str(photos), "--model", str(model), "--out", str(unsure), "--min-prob",
+               str(p))  # fmt: skip
     kept = pd.read_csv(unsure, keep_default_na=False).set_index("path").loc[rows["path"]]  # every row is still there
     low_fine, low_coarse = rows["fine_prob"].to_numpy() < p, rows["coarse_prob"].to_numpy() < p
     assert (kept["fine"].to_numpy()[low_fine | low_coarse] == "").all() and low_fine.any()
@@ -75,6 +78,31 @@ def test_label_rows_errors_and_formats(labeller, tmp_path):
         TorchClassifiers.load([str(model)], torch.device("cpu"), tta_shift=-1)
 
 
+@pytest.mark.slow
+def test_ensemble_probabilities_are_the_mean_of_each_models(labeller, other_fine, tmp_path, capsys, monkeypatch):
+    """Two models trained on other seeds, labelled alone and together: every probability the ensemble reports is
+    the mean of the two models' (soft voting), to the 4 places the file keeps."""
+    model, photos = labeller
+    tables = {}
+    for name, models in (("a", [model]), ("b", [other_fine]), ("ab", [model, other_fine])):
+        out = tmp_path / f"{name}.jsonl"
+        chosen = [arg for m in models for arg in ("--model", str(m))]
+        assert in_process(capsys, monkeypatch, "label", str(photos), *chosen, "--out", str(out))[0] == 3  # bad files
+        tables[name] = {row["path"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert len(tables["ab"]) == 40 and tables["ab"].keys() == tables["a"].keys() == tables["b"].keys()
+    compared, apart = 0, 0.0
+    for path, row in tables["ab"].items():
+        for head in ("coarse", "fine"):
+            a, b, ab = ({e["label"]: e["prob"] for e in top_list(t[path][f"{head}_top5"])} for t in tables.values())
+            assert row[head] == next(iter(ab))  # the label is the likeliest of the averaged distribution
+            for label in ab.keys() & a.keys() & b.keys():
+                assert ab[label] == pytest.approx((a[label] + b[label]) / 2, abs=1.5e-4), (path, head, label)
+                compared += 1
+            apart = max(apart, *(abs(a[k] - b[k]) for k in a.keys() & b.keys()))
+    assert compared >= 80 and apart > 0.01  # each row's likeliest labels compared; the two models do differ
+
+
+@pytest.mark.slow
 def test_killed_run_resumes_without_duplicates_or_gaps(labeller, tmp_path):
     model, _ = labeller
     photos = make_image_folder(tmp_path / "many", ["x", "y"], 150)
@@ -99,6 +127,7 @@ def test_killed_run_resumes_without_duplicates_or_gaps(labeller, tmp_path):
     assert {key(r): r["fine"] for r in got} == {key(r): r["fine"] for r in want}
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_label_disjoint_shares(labeller, tmp_path):
     model, photos = labeller
     out = tmp_path / "ranks.csv"
@@ -114,6 +143,7 @@ def test_torchrun_two_ranks_label_disjoint_shares(labeller, tmp_path):
     assert len(pd.read_csv(tmp_path / "ranks.errors.csv")) == 3
 
 
+@pytest.mark.slow
 def test_label_real_photos_by_garment_region(photo_folder, tmp_path):
     common = ["data.format=folder", f"data.root={photo_folder}", "train.epochs=1", "train.batch_size=8"]
     common += ["data.image_size=32", "data.taxonomy=garment", "data.crop=pose-garments"]

@@ -13,10 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
-from conftest import hierarchy, make_image_folder
+from conftest import hierarchy_here, in_process, make_image_folder, refused
 from PIL import Image
 
 from benchmarks.serve_process import ServerProcess
+
+pytestmark = pytest.mark.slow  # a trained model, a labelled folder and several server processes
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def reviewed(tmp_path_factory, folder_runs):
     base = tmp_path_factory.mktemp("serve")
     photos = make_image_folder(base / "photos", ["x", "y"], 15)
     labels = base / "labels.csv"
-    hierarchy("label", str(photos), "--model", str(folder_runs["fine"]), "--out", str(labels))
+    hierarchy_here("label", str(photos), "--model", str(folder_runs["fine"]), "--out", str(labels))
     (base / "secret.txt").write_text("not for the web")
     (photos / "x" / "link.png").symlink_to(base / "secret.txt")  # a symlink out of the labelled folder
     server = ServerProcess("--model", str(folder_runs["fine"]), "--labels", str(labels), "--max-upload-mb", "0.2")
@@ -126,7 +128,7 @@ def test_review_grid_filters_sorts_and_pages(reviewed):
     assert server.get("/api/rows?sort=random")[0] == 400
 
 
-def test_corrections_persist_through_sigkill_and_export_trains(reviewed, tmp_path):
+def test_corrections_persist_through_sigkill_and_export_trains(reviewed, tmp_path, capsys, monkeypatch):
     server, labels, model = reviewed["server"], reviewed["labels"], reviewed["model"]
     info = server.get("/api/info")[1]
     rows = server.get("/api/rows?limit=500&sort=path")[1]["rows"]
@@ -166,20 +168,44 @@ def test_corrections_persist_through_sigkill_and_export_trains(reviewed, tmp_pat
     assert len(manifest) == 3 and set(manifest["split"]) <= {"train", "val"}
     assert set(manifest["label"]) == {other, second["heads"]["fine"]["label"], coarse_only}
     out = tmp_path / "manifest.csv"
-    code = hierarchy("corrections", "export", "--db", str(db), "--out", str(out))
-    assert "3 reviewed crops" in code.stdout and pd.read_csv(out).equals(manifest)
+    code, printed, _ = in_process(capsys, monkeypatch, "corrections", "export", "--db", str(db), "--out", str(out))
+    assert code == 0 and "3 reviewed crops" in printed and pd.read_csv(out).equals(manifest)
     manifest.assign(split="train").to_csv(out, index=False)  # three rows: all of them train
     coarse = reviewed["coarse"]
-    hierarchy("run", "--stage", "fine", "--run-dir", str(tmp_path / "retrained"), f"init_from={coarse}",
-              "data.format=csv", f"data.root={out}", "train.epochs=1", "data.image_size=32")  # fmt: skip
+    assert in_process(capsys, monkeypatch, "run", "--stage", "fine", "--run-dir", str(tmp_path / "retrained"),
+                      f"init_from={coarse}", "data.format=csv", f"data.root={out}", "train.epochs=1",
+                      "data.image_size=32")[0] == 0  # fmt: skip
     assert (tmp_path / "retrained" / "checkpoints" / "last.pt").is_file()
+
+
+def test_an_ensemble_answers_the_mean_of_its_models(reviewed, other_fine):
+    """Two models trained on other seeds, served alone and together: every probability the ensemble answers is
+    the mean of the two models' (soft voting), to the 4 places the API gives."""
+    photo = (reviewed["photos"] / "x" / "0.png").read_bytes()
+    servers = [ServerProcess("--model", str(other_fine))]
+    try:
+        servers.append(ServerProcess("--model", str(reviewed["model"]), "--model", str(other_fine)))
+        assert servers[1].get("/healthz")[1]["models"] == [str(reviewed["model"]), str(other_fine)]
+        answers = [server.upload(photo) for server in (reviewed["server"], *servers)]
+    finally:
+        for server in servers:
+            server.stop()
+    assert [status for status, _ in answers] == [200, 200, 200]
+    compared, apart = 0, 0.0
+    for head in ("coarse", "fine"):
+        a, b, ab = ({t["label"]: t["prob"] for t in found["regions"][0]["heads"][head]["top"]} for _, found in answers)
+        for label in ab.keys() & a.keys() & b.keys():
+            assert ab[label] == pytest.approx((a[label] + b[label]) / 2, abs=1.5e-4), (head, label)
+            compared += 1
+        apart = max(apart, *(abs(a[k] - b[k]) for k in a.keys() & b.keys()))
+    assert compared >= 2 and apart > 0.01  # each head's likeliest labels compared; the two models do differ
 
 
 def test_token_and_open_host_warning(reviewed):
     model = str(reviewed["model"])
-    server = ServerProcess("--model", model, "--model", model, "--host", "0.0.0.0", "--token", "s3cret")
+    server = ServerProcess("--model", model, "--host", "0.0.0.0", "--token", "s3cret")
     try:
-        assert server.get("/healthz")[1]["models"] == [model, model]  # an ensemble: probabilities averaged
+        assert server.get("/healthz")[1]["models"] == [model]
         assert server.get("/api/info")[0] == 401
         assert server.get("/review")[0] == 401
         assert server.get("/api/info?token=wrong")[0] == 401
@@ -193,10 +219,9 @@ def test_token_and_open_host_warning(reviewed):
     assert "anyone who can reach this machine" in err and "?token=s3cret" in out
 
 
-def test_missing_inputs_fail_with_one_line(reviewed, tmp_path):
-    proc = hierarchy("serve", "--model", str(reviewed["model"]), "--labels", str(tmp_path / "nope.csv"), check=False)
-    assert proc.returncode == 2 and "labels file" in proc.stderr and "Traceback" not in proc.stderr
-    proc = hierarchy("serve", "--model", str(tmp_path / "no_run"), check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    proc = hierarchy("corrections", "export", "--db", str(tmp_path / "none.sqlite"), "--out", "x.csv", check=False)
-    assert proc.returncode == 2 and "not found" in proc.stderr
+def test_missing_inputs_fail_with_one_line(reviewed, tmp_path, capsys, monkeypatch):
+    assert "labels file" in refused(capsys, monkeypatch, "serve", "--model", str(reviewed["model"]), "--labels",
+                                    str(tmp_path / "nope.csv"))  # fmt: skip
+    assert "no_run" in refused(capsys, monkeypatch, "serve", "--model", str(tmp_path / "no_run"))
+    err = refused(capsys, monkeypatch, "corrections", "export", "--db", str(tmp_path / "none.sqlite"), "--out", "x.csv")
+    assert "not found" in err

@@ -9,7 +9,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import BUS, hierarchy, make_image_folder
+from conftest import BUS, hierarchy_here, make_image_folder
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -20,6 +20,8 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 from benchmarks.serve_process import ServerProcess
+
+pytestmark = pytest.mark.slow  # a trained model, a server process and a headless browser
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -44,7 +46,7 @@ def site(tmp_path_factory, folder_runs):
     base = tmp_path_factory.mktemp("browser")
     photos = make_image_folder(base / "photos", ["x", "y"], 12)
     labels = base / "labels.parquet"
-    hierarchy("label", str(photos), "--model", str(folder_runs["fine"]), "--out", str(labels))
+    hierarchy_here("label", str(photos), "--model", str(folder_runs["fine"]), "--out", str(labels))
     args = ["--model", str(folder_runs["fine"]), "--labels", str(labels), "--crop", "person"]
     shared = {"args": args, "server": ServerProcess(*args)}
     yield shared

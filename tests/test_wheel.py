@@ -17,7 +17,11 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from hierarchy.config import Config
+
+pytestmark = pytest.mark.slow  # builds a wheel and installs it into a fresh virtual environment
 
 ROOT = Path(__file__).resolve().parent.parent
 # Build outputs and environments stay out of the copy the wheel is built from.
