@@ -3,7 +3,7 @@ probability and top-k.
 
 Images stream in batches (threads decode and hash them ahead), stage one detects on whole batches,
 and all crops of a batch go through the classifiers together. Several models vote softly (their
-probabilities are averaged). Finished images are written in crash-safe chunks (see label_store), so a
+probabilities are averaged). Finished images are written in crash-safe chunks (see store.py), so a
 killed run continues where it stopped; under torchrun every rank labels its own disjoint share.
 """
 
