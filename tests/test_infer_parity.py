@@ -27,6 +27,7 @@ def setup(tmp_path_factory, folder_runs) -> dict:
     """The tiny fine run (its evaluation views: mirror and 1-px shifts), held-out photos of its classes in a
     ``test/`` folder, and its exports with the default views and with ``--views model``."""
     base = tmp_path_factory.mktemp("parity")
+    make_image_folder(base / "data" / "train", ["tshirt_top", "Trouser", "Bag"], 2)  # split folders: train/ test/
     photos = make_image_folder(base / "data" / "test", ["tshirt_top", "Trouser", "Bag"], 8)
     run = folder_runs["fine"]
     hierarchy("export", "--model", str(run), "--out", str(base / "default"))
@@ -81,7 +82,8 @@ def test_eval_reports_what_label_gives_with_its_views(setup, tmp_path):
     report = tmp_path / "eval"
     hierarchy("eval", "--model", str(run), f"data.root={setup['base'] / 'data'}", "--out", str(report))
     evaluated = pd.read_csv(report / "predictions_test.csv")
-    evaluated.index = [str(Path(s).relative_to(photos)) for s in evaluated["source"]]
+    # a source is the file and what was cut from it: "…/Bag/0.png#image" (the whole photo)
+    evaluated.index = [str(Path(s.rsplit("#", 1)[0]).relative_to(photos)) for s in evaluated["source"]]
     evaluated = evaluated.sort_index()
     model_views = labelled(photos, run, tmp_path / "model.csv", "--views", "model")
     assert_same(model_views, labelled(photos, setup["onnx_model_views"], tmp_path / "onnx_model.csv"))
