@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import logging
 import os
 import subprocess
 import sys
@@ -103,10 +104,18 @@ def refused(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *arg
 
 def hierarchy_here(*args: str) -> None:
     """``hierarchy ARGS`` by this process's ``hierarchy.cli.main``, for fixtures (which cannot take ``capsys``): the
-    runs and labels files tests then read, without an interpreter start-up (seconds each); a failure fails it."""
+    runs and labels files tests then read, without an interpreter start-up (seconds each); a failure fails it. Log
+    records of INFO and up reach the run's train.log, as in a process of its own."""
     from hierarchy.cli import main
 
-    if main(list(args)) != 0:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        code = main(list(args))
+    finally:
+        root.setLevel(level)
+    if code != 0:
         raise AssertionError(f"hierarchy {' '.join(args)} failed")
 
 
@@ -174,19 +183,11 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def coarse_and_fine(fmnist_root, tmp_path_factory):
+def coarse_and_fine(fmnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One coarse run and one fine run from it on the idx fixture (validation split, temperatures fitted), shared
     by the tests of the commands that read runs; they may rewrite reports, never the weights."""
     base = tmp_path_factory.mktemp("runs")
-    hierarchy("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *tiny_overrides(fmnist_root, 2))
-    fine = hierarchy(
-        "run",
-        "--stage",
-        "fine",
-        "--run-dir",
-        str(base / "fine"),
-        f"init_from={base / 'coarse'}",
-        "train.freeze_backbone_epochs=1",
-        *tiny_overrides(fmnist_root, 2),
-    )
-    return base, fine
+    hierarchy_here("run", "--stage", "coarse", "--run-dir", str(base / "coarse"), *tiny_overrides(fmnist_root, 2))
+    hierarchy_here("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}",
+                   "train.freeze_backbone_epochs=1", *tiny_overrides(fmnist_root, 2))  # fmt: skip
+    return base

@@ -30,7 +30,7 @@ RUN_FILES = {
 
 @pytest.mark.slow
 def test_coarse_run_folder(coarse_and_fine):
-    base, _ = coarse_and_fine
+    base = coarse_and_fine
     run = base / "coarse"
     assert RUN_FILES | {"confusion_coarse.png", "confusion_coarse.csv", "reliability_coarse.png"} == {
         p.name for p in run.iterdir()
@@ -45,12 +45,11 @@ def test_coarse_run_folder(coarse_and_fine):
 
 @pytest.mark.slow
 def test_fine_run_transfers_and_freezes(coarse_and_fine):
-    base, proc = coarse_and_fine
+    base = coarse_and_fine
     coarse = torch.load(base / "coarse" / "checkpoints" / "best.pt", weights_only=True)["model"]
     moved = len(coarse)  # every tensor of the coarse model: the whole backbone and the coarse head's weight and bias
-    assert (
-        f"transferred {moved} tensors" in proc.stderr and "new: ['heads.fine.weight', 'heads.fine.bias']" in proc.stderr
-    )
+    log = (base / "fine" / "train.log").read_text()  # the run's own account of the transfer
+    assert f"transferred {moved} tensors" in log and "new: ['heads.fine.weight', 'heads.fine.bias']" in log
     rows = [r.split(",") for r in (base / "fine" / "metrics.csv").read_text().splitlines()]
     frozen = rows[0].index("backbone_frozen")
     assert [r[frozen] for r in rows[1:]] == ["1", "0"]
@@ -61,10 +60,10 @@ def test_fine_run_transfers_and_freezes(coarse_and_fine):
 
 
 @pytest.mark.slow
-def test_eval_on_held_out_test_split(coarse_and_fine):
-    base, _ = coarse_and_fine
-    proc = hierarchy("eval", "--model", str(base / "fine"))
-    assert "test split, 100 images" in proc.stdout and "coarse implied by fine" in proc.stdout
+def test_eval_on_held_out_test_split(coarse_and_fine, capsys, monkeypatch):
+    base = coarse_and_fine
+    code, out, _ = in_process(capsys, monkeypatch, "eval", "--model", str(base / "fine"))
+    assert code == 0 and "test split, 100 images" in out and "coarse implied by fine" in out
     report = json.loads((base / "fine" / "test" / "metrics.json").read_text())
     fine = report["heads"]["fine"]
     assert fine["n"] == 100 and {"top1", "top5", "macro_f1", "mean_class_accuracy", "per_class"} <= set(fine)
@@ -75,7 +74,7 @@ def test_eval_on_held_out_test_split(coarse_and_fine):
 
 @pytest.mark.slow
 def test_temperatures_fitted_on_validation_serve_every_command(coarse_and_fine, capsys, monkeypatch, tmp_path):
-    base, _ = coarse_and_fine
+    base = coarse_and_fine
     fine = base / "fine"
     temperatures = torch.load(fine / "checkpoints" / "best.pt", weights_only=True)["temperatures"]
     assert set(temperatures) == {"coarse", "fine"} and all(0.049 <= t <= 20.1 for t in temperatures.values())
@@ -110,9 +109,7 @@ def test_temperatures_fitted_on_validation_serve_every_command(coarse_and_fine, 
 def test_no_validation_trains_on_every_image_and_keeps_the_last_epoch(fmnist_root, tmp_path, capsys, monkeypatch):
     run = tmp_path / "all"
     args = [*tiny_overrides(fmnist_root, 2), "data.val_fraction=0"]
-    proc = hierarchy("run", "--stage", "coarse", "--run-dir", str(run), *args)
-    assert "400 training samples, no validation (data.val_fraction=0)" in proc.stderr
-    assert "no validation" in proc.stderr.splitlines()[-2] and "(best)" not in proc.stderr
+    assert in_process(capsys, monkeypatch, "run", "--stage", "coarse", "--run-dir", str(run), *args)[0] == 0
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["split"] is None and summary["n_train"] == 400 and summary["epochs"] == 2
     assert "--split test" in summary["note"]
@@ -123,7 +120,8 @@ def test_no_validation_trains_on_every_image_and_keeps_the_last_epoch(fmnist_roo
     assert best["epoch"] == last["epoch"] == 1
     assert all(torch.equal(value, last["model"][key]) for key, value in best["model"].items())
     assert "use --split test" in refused(capsys, monkeypatch, "eval", "--model", str(run), "--split", "val")
-    assert "test split, 100 images" in hierarchy("eval", "--model", str(run)).stdout
+    code, out, _ = in_process(capsys, monkeypatch, "eval", "--model", str(run))
+    assert code == 0 and "test split, 100 images" in out
     err = refused(capsys, monkeypatch, "run", "--stage", "coarse", "--run-dir", str(tmp_path / "x"),
                   *tiny_overrides(fmnist_root), "data.val_fraction=1")  # fmt: skip
     assert "data.val_fraction=1.0 is out of range: use a value >= 0 and < 1" in err
@@ -180,11 +178,12 @@ def test_help_lists_subcommands_and_keys(capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_result(fmnist_root, tmp_path):
+def test_killed_run_resumes_to_the_same_result(fmnist_root, tmp_path, capsys, monkeypatch, caplog):
     """SIGKILL a real training process after its first epoch; resume=auto must end where a clean run ends
     (the weights and their running average both)."""
     args = [*tiny_overrides(fmnist_root, 4), "model.backbone=resnet10t", "train.ema=0.9"]
-    hierarchy("run", "--stage", "coarse", "--run-dir", str(tmp_path / "clean"), *args)
+    clean_run = ("run", "--stage", "coarse", "--run-dir", str(tmp_path / "clean"), *args)
+    assert in_process(capsys, monkeypatch, *clean_run)[0] == 0  # in this process: only the killed one needs its own
 
     run = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -203,8 +202,10 @@ def test_killed_run_resumes_to_the_same_result(fmnist_root, tmp_path):
     done = torch.load(last, weights_only=True)["epoch"]
     assert done < 3, "the run finished before it could be killed"
 
-    again = hierarchy("run", "--stage", "coarse", "--run-dir", str(run), "resume=auto", *args)
-    assert f"resuming at epoch {done + 2} of 4" in again.stderr
+    caplog.set_level("INFO")
+    resumed_run = ("run", "--stage", "coarse", "--run-dir", str(run), "resume=auto", *args)
+    assert in_process(capsys, monkeypatch, *resumed_run)[0] == 0
+    assert f"resuming at epoch {done + 2} of 4" in caplog.text
     clean = torch.load(tmp_path / "clean" / "checkpoints" / "last.pt", weights_only=True)
     resumed = torch.load(last, weights_only=True)
     assert resumed["epoch"] == clean["epoch"] == 3
@@ -223,7 +224,7 @@ def test_existing_run_folder_is_never_overwritten(tiny_runs, fmnist_root, capsys
 
 
 @pytest.mark.slow
-def test_folder_run_skips_and_counts_a_corrupt_image(tmp_path):
+def test_folder_run_skips_and_counts_a_corrupt_image(tmp_path, capsys, monkeypatch):
     root = make_image_folder(tmp_path / "imgs", ["Sneaker", "Sandal", "Coat", "Trouser"], per_class=6)
     (root / "Coat" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     run = tmp_path / "run"
@@ -245,24 +246,16 @@ def test_folder_run_skips_and_counts_a_corrupt_image(tmp_path):
     assert report["skipped_images"] == 1 and list(report["skipped_files"])[0].endswith("truncated.jpg")
     assert report["heads"]["coarse"]["n"] in (5, 6)  # 6 validation files, one of which may be the corrupt one
     assert "truncated.jpg" not in (run / "predictions_val.csv").read_text()
-    evaluated = hierarchy("eval", "--model", str(run), "--split", "val")
-    assert "| coarse |" in evaluated.stdout and "implied" not in evaluated.stdout
+    code, evaluated, _ = in_process(capsys, monkeypatch, "eval", "--model", str(run), "--split", "val")
+    assert code == 0 and "| coarse |" in evaluated and "implied" not in evaluated
 
 
 @pytest.mark.slow
-def test_frozen_backbone_is_the_transferred_one(coarse_and_fine, fmnist_root, tmp_path):
-    base, _ = coarse_and_fine
+def test_frozen_backbone_is_the_transferred_one(coarse_and_fine, fmnist_root, tmp_path, capsys, monkeypatch):
+    base = coarse_and_fine
     run = tmp_path / "frozen"
-    hierarchy(
-        "run",
-        "--stage",
-        "fine",
-        "--run-dir",
-        str(run),
-        f"init_from={base / 'coarse'}",
-        "train.freeze_backbone_epochs=1",
-        *tiny_overrides(fmnist_root, 1),
-    )
+    args = ["--run-dir", str(run), f"init_from={base / 'coarse'}", "train.freeze_backbone_epochs=1"]
+    assert in_process(capsys, monkeypatch, "run", "--stage", "fine", *args, *tiny_overrides(fmnist_root, 1))[0] == 0
     coarse = torch.load(base / "coarse" / "checkpoints" / "best.pt", weights_only=True)["model"]
     fine = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
     backbone = [k for k in coarse if k.startswith("backbone.")]
@@ -293,7 +286,7 @@ def test_torchrun_trains_on_two_processes(fmnist_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_stage_all_chains_labels_and_skips_what_is_current(fmnist_root, tmp_path):
+def test_stage_all_chains_labels_and_skips_what_is_current(fmnist_root, tmp_path, capsys, monkeypatch, caplog):
     photos = make_image_folder(tmp_path / "photos", ["a", "b"], 5)
     args = [
         "run",
@@ -304,15 +297,19 @@ def test_stage_all_chains_labels_and_skips_what_is_current(fmnist_root, tmp_path
         *tiny_overrides(fmnist_root),
         f"label.input={photos}",
     ]
-    hierarchy(*args)
+    assert in_process(capsys, monkeypatch, *args)[0] == 0
     labels = (tmp_path / "job" / "fine" / "labels.csv").read_text().splitlines()
     assert len(labels) == 11 and labels[0].startswith("root,path,sha256,kind")
     assert (tmp_path / "job" / "fine" / "test" / "metrics.json").is_file()
-    again = hierarchy(*args)
-    assert again.stderr.count("is finished with these settings: skipped") == 2
-    assert "0 images labelled" not in again.stderr and "'skipped_done': 10" in again.stderr
-    changed = hierarchy(*args, "train.lr=0.01", check=False)
-    assert changed.returncode == 2 and "holds a run with other settings (in ['train'])" in changed.stderr
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "job").glob("*/checkpoints/*.pt")}
+    assert len(written) == 4  # {coarse, fine} × {last, best}
+    caplog.set_level("INFO")
+    assert in_process(capsys, monkeypatch, *args)[0] == 0
+    assert {p: p.stat().st_mtime_ns for p in written} == written  # both stages finished: neither trained again
+    assert "'skipped_done': 10" in caplog.text  # every photo labelled before: none again
+    assert len((tmp_path / "job" / "fine" / "labels.csv").read_text().splitlines()) == 11
+    err = refused(capsys, monkeypatch, *args, "train.lr=0.01")
+    assert "holds a run with other settings (in ['train'])" in err
 
 
 @pytest.mark.slow
@@ -328,15 +325,17 @@ def test_time_budget_ends_each_stage_early_and_a_rerun_knows_it_is_done(fmnist_r
         assert last["epoch"] == 0 and last["epochs"] == 1 and len(last["budget"]["epoch_times"]) == 1
         assert len((tmp_path / "job" / stage / "metrics.csv").read_text().splitlines()) == 2  # header + 1 epoch
     assert (tmp_path / "job" / "fine" / "test" / "metrics.json").is_file()
-    again = hierarchy(*args[:3], "--run-dir", str(tmp_path / "job"), f"run_dir={tmp_path / 'elsewhere'}", *args[4:])
-    assert again.stderr.count("is finished with these settings: skipped") == 2  # the flag wins over the setting
-    assert not (tmp_path / "elsewhere").exists()
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "job").glob("*/checkpoints/*.pt")}
+    again = [*args[:3], "--run-dir", str(tmp_path / "job"), f"run_dir={tmp_path / 'elsewhere'}", *args[4:]]
+    assert in_process(capsys, monkeypatch, *again)[0] == 0  # the flag wins over the setting …
+    assert not (tmp_path / "elsewhere").exists() and len(written) == 4
+    assert {p: p.stat().st_mtime_ns for p in written} == written  # … and both stages there are finished
 
 
 @pytest.mark.slow
 def test_fine_stage_on_mixed_labels_uses_the_coarse_only_images(coarse_and_fine, fmnist_root, tmp_path, capsys,
                                                                  monkeypatch, caplog):  # fmt: skip
-    base, _ = coarse_and_fine
+    base = coarse_and_fine
     caplog.set_level("INFO")
     args = ["run", "--stage", "fine", "--run-dir", str(tmp_path / "mixed"), f"init_from={base / 'coarse'}"]
     args += [*tiny_overrides(fmnist_root, 1), "data.fine_label_fraction=0.1", "train.group_pseudo=1.0"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import class_pattern, hierarchy, in_process, make_image_folder, refused
+from conftest import class_pattern, hierarchy_here, in_process, make_image_folder, refused
 from PIL import Image
 
 from hierarchy.data.transforms import letterbox
@@ -27,11 +27,9 @@ def pattern_batch(n: int, size: int) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def exported(coarse_and_fine, tmp_path_factory):
-    base, _ = coarse_and_fine
     out = tmp_path_factory.mktemp("export")
-    proc = hierarchy("export", "--model", str(base / "fine"), "--out", str(out), "--views", "model")
-    assert "MB)" in proc.stdout
-    return base / "fine", out / "fine.onnx"
+    hierarchy_here("export", "--model", str(coarse_and_fine / "fine"), "--out", str(out), "--views", "model")
+    return coarse_and_fine / "fine", out / "fine.onnx"
 
 
 def test_onnx_probabilities_match_torch_on_256_images(exported):
@@ -74,12 +72,13 @@ def test_label_with_the_onnx_model(exported, tmp_path, capsys, monkeypatch):
     assert "needs its lonely.json" in err
 
 
-def test_pretrained_lite0_recipe_exports(fmnist_root, tmp_path):
+def test_pretrained_lite0_recipe_exports(fmnist_root, tmp_path, capsys, monkeypatch):
     lite0 = ["model.backbone=tf_efficientnet_lite0", "model.pretrained=true", "model.channels=[]",
              "model.stem_pool=true", "model.tta_shift=0", "data.image_size=64", "train.epochs=1",
              "train.batch_size=32", f"data.root={fmnist_root}", "data.val_fraction=0.2"]  # fmt: skip
-    hierarchy("run", "--stage", "coarse", "--run-dir", str(tmp_path / "coarse"), *lite0)
-    hierarchy("export", "--model", str(tmp_path / "coarse"), "--out", str(tmp_path / "out"))
+    coarse = tmp_path / "coarse"
+    assert in_process(capsys, monkeypatch, "run", "--stage", "coarse", "--run-dir", str(coarse), *lite0)[0] == 0
+    assert in_process(capsys, monkeypatch, "export", "--model", str(coarse), "--out", str(tmp_path / "out"))[0] == 0
     x = pattern_batch(16, 64)
     torch_model = TorchClassifiers.load([str(tmp_path / "coarse")], torch.device("cpu"), views="")  # as exported
     want = torch_model.probabilities([x])["coarse"]

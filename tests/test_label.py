@@ -103,11 +103,12 @@ def test_ensemble_probabilities_are_the_mean_of_each_models(labeller, other_fine
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_without_duplicates_or_gaps(labeller, tmp_path):
+def test_killed_run_resumes_without_duplicates_or_gaps(labeller, tmp_path, capsys, monkeypatch):
     model, _ = labeller
     photos = make_image_folder(tmp_path / "many", ["x", "y"], 150)
     reference = tmp_path / "reference.jsonl"
-    hierarchy("label", str(photos), "--model", str(model), "--out", str(reference), "--workers", "0", check=False)
+    label = ("label", str(photos), "--model", str(model), "--workers", "0")
+    in_process(capsys, monkeypatch, *label, "--out", str(reference))
     out = tmp_path / "killed.jsonl"
     cmd = [sys.executable, "-m", "hierarchy", "label", str(photos), "--model", str(model), "--out", str(out)]
     cmd += ["--chunk", "4", "--workers", "0"]
@@ -119,7 +120,7 @@ def test_killed_run_resumes_without_duplicates_or_gaps(labeller, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists() and len(list(parts.glob("part-*.jsonl"))) >= 2  # killed mid-run, chunks on disk
-    hierarchy("label", str(photos), "--model", str(model), "--out", str(out), check=False)
+    in_process(capsys, monkeypatch, "label", str(photos), "--model", str(model), "--out", str(out))  # resumes
     got = [json.loads(line) for line in out.read_text().splitlines()]
     want = [json.loads(line) for line in reference.read_text().splitlines()]
     key = lambda r: r["path"]  # noqa: E731
@@ -144,13 +145,15 @@ def test_torchrun_two_ranks_label_disjoint_shares(labeller, tmp_path):
 
 
 @pytest.mark.slow
-def test_label_real_photos_by_garment_region(photo_folder, tmp_path):
+def test_label_real_photos_by_garment_region(photo_folder, tmp_path, capsys, monkeypatch):
     common = ["data.format=folder", f"data.root={photo_folder}", "train.epochs=1", "train.batch_size=8"]
     common += ["data.image_size=32", "data.taxonomy=garment", "data.crop=pose-garments"]
     common += [f"detect.cache_dir={tmp_path / 'cache'}"]
-    hierarchy("run", "--stage", "coarse", "--run-dir", str(tmp_path / "m"), *common)
+    common += ["--run-dir", str(tmp_path / "m")]
+    assert in_process(capsys, monkeypatch, "run", "--stage", "coarse", *common)[0] == 0
     out = tmp_path / "garments.csv"
-    hierarchy("label", str(photo_folder), "--model", str(tmp_path / "m"), "--out", str(out))
+    assert in_process(capsys, monkeypatch, "label", str(photo_folder), "--model", str(tmp_path / "m"), "--out",
+                      str(out))[0] == 0  # fmt: skip
     rows = pd.read_csv(out)
     bus = rows[rows["path"] == "street/0.jpg"]
     assert set(bus["kind"]) == {"hat", "top", "bottom", "shoe"} and (bus["person"] >= 0).all()

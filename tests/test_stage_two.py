@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import hierarchy, in_process
+from conftest import in_process
 from PIL import Image
 
 from hierarchy.config import AUGMENT_PRESETS, load_config
@@ -141,7 +141,7 @@ def same_network_as_coarse() -> list[str]:
 
 
 @pytest.mark.slow
-def test_fashionhow_fine_stage_from_a_garment_coarse_run(fashionhow_root, tmp_path, capsys, monkeypatch):
+def test_fashionhow_fine_stage_from_a_garment_coarse_run(fashionhow_root, tmp_path, capsys, monkeypatch, caplog):
     # Stage one: garment types on crops from a CSV manifest (the same photos, labelled top / bottom).
     manifest = tmp_path / "garments.csv"
     rows = [[f"{fashionhow_root}/train/{i}.jpg", "top" if i % 2 else "bottom"] for i in range(48)]
@@ -152,12 +152,13 @@ def test_fashionhow_fine_stage_from_a_garment_coarse_run(fashionhow_root, tmp_pa
     assert in_process(capsys, monkeypatch, "run", "--stage", "coarse", "--run-dir", str(coarse), "data.format=csv",
                       f"data.root={manifest}", "data.taxonomy=garment", *tiny)[0] == 0  # fmt: skip
     fine = tmp_path / "fine"
-    proc = hierarchy(
-        "run", "--stage", "fine", "--config", "configs/fashionhow_fine.yaml", "--run-dir", str(fine),
-        f"data.root={fashionhow_root}", f"init_from={coarse}", "model.backbone=resnet10t", "model.pretrained=false",
-        *same_network_as_coarse(), *tiny,
-    )  # fmt: skip
-    assert "transferred" in proc.stderr and "heads.coarse.weight" in proc.stderr  # backbone moved, coarse head unused
+    caplog.set_level("INFO")
+    assert in_process(
+        capsys, monkeypatch, "run", "--stage", "fine", "--config", "configs/fashionhow_fine.yaml", "--run-dir",
+        str(fine), f"data.root={fashionhow_root}", f"init_from={coarse}", "model.backbone=resnet10t",
+        "model.pretrained=false", *same_network_as_coarse(), *tiny,
+    )[0] == 0  # fmt: skip
+    assert "transferred" in caplog.text and "heads.coarse.weight" in caplog.text  # backbone moved, coarse head unused
     report = json.loads((fine / "metrics.json").read_text())
     assert set(report["heads"]) == {"daily", "gender", "embellishment"}
     assert report["heads"]["daily"]["n"] == 5  # validation: 10 % of the 49 usable training rows
@@ -217,20 +218,21 @@ def test_uda_consistency_loss_counts_confident_predictions_only():
 
 
 @pytest.mark.slow
-def test_uda_trains_on_hidden_labels_and_an_unlabelled_folder(fmnist_root, tmp_path):
+def test_uda_trains_on_hidden_labels_and_an_unlabelled_folder(fmnist_root, tmp_path, capsys, monkeypatch, caplog):
     from conftest import make_image_folder
 
     folder = make_image_folder(tmp_path / "unlabelled", ["a"], 8)  # colour images beside grey Fashion-MNIST
     run = tmp_path / "uda"
-    proc = hierarchy(
-        "run", "--stage", "coarse", "--run-dir", str(run), f"data.root={fmnist_root}", "data.image_size=32",
-        "train.epochs=1", "train.batch_size=32", "data.label_fraction=0.25", "train.uda=1.0",
+    caplog.set_level("INFO")
+    assert in_process(
+        capsys, monkeypatch, "run", "--stage", "coarse", "--run-dir", str(run), f"data.root={fmnist_root}",
+        "data.image_size=32", "train.epochs=1", "train.batch_size=32", "data.label_fraction=0.25", "train.uda=1.0",
         f"train.unlabeled={folder}",
-    )  # fmt: skip
-    assert "data.label_fraction=0.25: " in proc.stderr
-    kept = int(proc.stderr.split("data.label_fraction=0.25: ")[1].split()[0])
+    )[0] == 0  # fmt: skip
+    assert "data.label_fraction=0.25: " in caplog.text
+    kept = int(caplog.text.split("data.label_fraction=0.25: ")[1].split()[0])
     assert 60 < kept < 120  # about a quarter of the 360 training images
-    assert f"UDA: {360 - kept + 8} unlabelled images" in proc.stderr
+    assert f"UDA: {360 - kept + 8} unlabelled images" in caplog.text
     assert (run / "checkpoints" / "best.pt").is_file()
     with pytest.raises(UserError, match="train.uda needs unlabelled images"):
         from hierarchy.uda import split_unlabelled
