@@ -69,16 +69,12 @@ def tiny_overrides(root: Path, epochs: int = 1) -> list[str]:
     return [f"data.root={root}", f"train.epochs={epochs}", "train.batch_size=32", "data.image_size=32"]
 
 
-def hierarchy(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """``python -m hierarchy ARGS`` in a real process; with ``check``, a non-zero exit fails with its output."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "hierarchy", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=300,
-    )
+def hierarchy(*args: str, check: bool = True, threads: int = 0) -> subprocess.CompletedProcess:
+    """``python -m hierarchy ARGS`` in a real process; with ``check``, a non-zero exit fails with its output;
+    ``threads`` > 0 caps its threads (processes that may run side by side must not fight over the cores)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    proc = subprocess.run([sys.executable, "-m", "hierarchy", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=300)  # fmt: skip
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc

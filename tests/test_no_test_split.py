@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_image_folder
+from conftest import hierarchy as run_hierarchy
+from conftest import make_image_folder
 
 pytestmark = pytest.mark.slow  # two small jobs and four evaluations as real processes: ~1 min on 2 cores
-
-
-def hierarchy(*args: str) -> subprocess.CompletedProcess:
-    """The real command in its own process, on one thread (tests that start processes never share the cores)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "hierarchy", *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+hierarchy = partial(run_hierarchy, check=False, threads=1)
 
 
 def own_photos_job(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path, Path]:

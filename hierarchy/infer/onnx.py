@@ -67,7 +67,7 @@ def export_onnx(
     state = load_checkpoint(model)
     cfg = from_dict(state["config"])
     flip, shift = resolve_views(cfg, views, tta_shift)
-    servable = Servable(state, (flip, shift))
+    servable = Servable(state, (flip, shift)).eval()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     name = Path(state["path"]).parent.parent.name or "model"
