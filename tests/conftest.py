@@ -115,6 +115,14 @@ def hierarchy_here(*args: str) -> None:
         raise AssertionError(f"hierarchy {' '.join(args)} failed")
 
 
+def labelled_folder(base: Path, model: Path, per_class: int, out_name: str) -> tuple[Path, Path]:
+    """Photos of two classes under ``base/photos`` and their labels file ``base/out_name``, by ``model``."""
+    photos = make_image_folder(base / "photos", ["x", "y"], per_class)
+    labels = base / out_name
+    hierarchy_here("label", str(photos), "--model", str(model), "--out", str(labels))
+    return photos, labels
+
+
 def package_dir(name: str) -> Path:
     return Path(importlib.util.find_spec(name).submodule_search_locations[0])
 

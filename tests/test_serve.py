@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
-from conftest import hierarchy_here, in_process, make_image_folder, refused
+from conftest import in_process, labelled_folder, refused
 from PIL import Image
 
 from benchmarks.serve_process import ServerProcess
@@ -25,9 +25,7 @@ pytestmark = pytest.mark.slow  # a trained model, a labelled folder and several 
 def reviewed(tmp_path_factory, folder_runs):
     """A tiny fine model, a folder of photos labelled by it, and a server reviewing the labels."""
     base = tmp_path_factory.mktemp("serve")
-    photos = make_image_folder(base / "photos", ["x", "y"], 15)
-    labels = base / "labels.csv"
-    hierarchy_here("label", str(photos), "--model", str(folder_runs["fine"]), "--out", str(labels))
+    photos, labels = labelled_folder(base, folder_runs["fine"], 15, "labels.csv")
     (base / "secret.txt").write_text("not for the web")
     (photos / "x" / "link.png").symlink_to(base / "secret.txt")  # a symlink out of the labelled folder
     server = ServerProcess("--model", str(folder_runs["fine"]), "--labels", str(labels), "--max-upload-mb", "0.2")

@@ -9,7 +9,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import BUS, hierarchy_here, make_image_folder
+from conftest import BUS, labelled_folder
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -44,9 +44,7 @@ def browser():
 def site(tmp_path_factory, folder_runs):
     """A tiny fine model, photos labelled by it, and a server that also detects people in uploads."""
     base = tmp_path_factory.mktemp("browser")
-    photos = make_image_folder(base / "photos", ["x", "y"], 12)
-    labels = base / "labels.parquet"
-    hierarchy_here("label", str(photos), "--model", str(folder_runs["fine"]), "--out", str(labels))
+    photos, labels = labelled_folder(base, folder_runs["fine"], 12, "labels.parquet")
     args = ["--model", str(folder_runs["fine"]), "--labels", str(labels), "--crop", "person"]
     shared = {"args": args, "server": ServerProcess(*args)}
     yield shared
