@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import hierarchy, make_image_folder
+from conftest import hierarchy_here, make_image_folder
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -17,7 +17,7 @@ from hierarchy.infer.classifier import TorchClassifiers
 from hierarchy.infer.onnx import OnnxClassifier
 from hierarchy.serve import build_app
 
-pytestmark = pytest.mark.slow  # two exports and five labelling runs as real processes
+pytestmark = pytest.mark.slow  # trains the shared folder runs, two exports and five labelling runs
 HEADS = ("coarse", "fine")
 TOLERANCE = 1e-4 + 1e-6  # files hold probabilities to 4 places
 
@@ -30,14 +30,14 @@ def setup(tmp_path_factory, folder_runs) -> dict:
     make_image_folder(base / "data" / "train", ["tshirt_top", "Trouser", "Bag"], 2)  # split folders: train/ test/
     photos = make_image_folder(base / "data" / "test", ["tshirt_top", "Trouser", "Bag"], 8)
     run = folder_runs["fine"]
-    hierarchy("export", "--model", str(run), "--out", str(base / "default"))
-    hierarchy("export", "--model", str(run), "--out", str(base / "model"), "--views", "model")
+    hierarchy_here("export", "--model", str(run), "--out", str(base / "default"))
+    hierarchy_here("export", "--model", str(run), "--out", str(base / "model"), "--views", "model")
     return {"base": base, "run": run, "photos": photos,
             "onnx": base / "default" / "fine.onnx", "onnx_model_views": base / "model" / "fine.onnx"}  # fmt: skip
 
 
 def labelled(photos: Path, model: Path, out: Path, *flags: str) -> pd.DataFrame:
-    hierarchy("label", str(photos), "--model", str(model), "--out", str(out), *flags)
+    hierarchy_here("label", str(photos), "--model", str(model), "--out", str(out), *flags)
     return pd.read_csv(out).set_index("path").sort_index()
 
 
@@ -80,7 +80,7 @@ def test_serve_answers_as_label_does(setup, tmp_path):
 def test_eval_reports_what_label_gives_with_its_views(setup, tmp_path):
     photos, run = setup["photos"], setup["run"]
     report = tmp_path / "eval"
-    hierarchy("eval", "--model", str(run), f"data.root={setup['base'] / 'data'}", "--out", str(report))
+    hierarchy_here("eval", "--model", str(run), f"data.root={setup['base'] / 'data'}", "--out", str(report))
     evaluated = pd.read_csv(report / "predictions_test.csv")
     # a source is the file and what was cut from it: "…/Bag/0.png#image" (the whole photo)
     evaluated.index = [str(Path(s.rsplit("#", 1)[0]).relative_to(photos)) for s in evaluated["source"]]

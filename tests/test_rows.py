@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import hierarchy, make_image_folder
+from conftest import hierarchy_here, in_process, make_image_folder
 from fastapi.testclient import TestClient
 
 from hierarchy.infer.rows import read_rows, top_list, top_text, write_rows
@@ -65,11 +65,11 @@ def old_format(frame: pd.DataFrame, path, suffix: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
-def test_old_labels_files_open_in_serve_and_resume(tmp_path, folder_runs, suffix):
+def test_old_labels_files_open_in_serve_and_resume(tmp_path, folder_runs, suffix, capsys, monkeypatch):
     photos = make_image_folder(tmp_path / "photos", ["x", "y"], 4)
     model = folder_runs["fine"]
     new = tmp_path / "new.parquet"
-    hierarchy("label", str(photos), "--model", str(model), "--out", str(new))
+    hierarchy_here("label", str(photos), "--model", str(model), "--out", str(new))
     full = pd.read_parquet(new).sort_values("path").reset_index(drop=True)
     old = tmp_path / f"old{suffix}"
     old_format(full.iloc[:5], old, suffix)  # a run that finished 5 of the 8 photos with the old code
@@ -81,8 +81,8 @@ def test_old_labels_files_open_in_serve_and_resume(tmp_path, folder_runs, suffix
         top = shown["heads"]["fine"]["top"]
         assert shown["path"] == want.path and top[0]["label"] == want.fine and len(top) == len(want.fine_top5)
 
-    proc = hierarchy("label", str(photos), "--model", str(model), "--out", str(old))
-    assert "3 images labelled (5 already done)" in proc.stdout
+    code, out, _ = in_process(capsys, monkeypatch, "label", str(photos), "--model", str(model), "--out", str(old))
+    assert code == 0 and "3 images labelled (5 already done)" in out
     rows = list(read_rows(old))
     assert sorted(r["path"] for r in rows) == list(full["path"])  # no gap, no duplicate
     for row in rows:
