@@ -309,7 +309,7 @@ def save_epoch(folder: Path, state: dict[str, Any], best: nn.Module | None, hist
     save_checkpoint(folder / "checkpoints" / "last.pt", state)
     if best is not None:
         best_state = {**state, "model": best.state_dict(), "optimizer": {}, "scheduler": {}}
-        best_state.pop("ema", None)
+        best_state.pop(WeightAverage.state_key, None)
         save_checkpoint(folder / "checkpoints" / "best.pt", best_state)
     save_history(history, folder / "metrics.csv")
 

@@ -21,8 +21,9 @@ from hierarchy.data.transforms import to_model_input
 from hierarchy.errors import UserError
 from hierarchy.infer.abstention import coverage_curve
 from hierarchy.infer.classifier import TorchClassifiers, forward, model_from_checkpoint
-from hierarchy.infer.decode import decode_hierarchy, scaled
-from hierarchy.metrics import classification_metrics, hierarchical_metrics, multilabel_metrics
+from hierarchy.infer.decode import decode_model
+from hierarchy.metrics import classification_metrics, hierarchical_metrics, multilabel_metrics, tune_thresholds
+from hierarchy.runner import autocast
 from hierarchy.taxonomy import build_taxonomy
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,7 @@ def probabilities(state: dict[str, Any], logits: dict[str, torch.Tensor], calibr
     cfg = from_dict(state["config"])
     temperatures = state.get("temperatures", {}) if calibrated else {}
     taxonomy = build_taxonomy(state["taxonomy"], source=state.get("path", "checkpoint"))
-    probs = decode_hierarchy(scaled(logits, temperatures), taxonomy, cfg.hierarchy.rule, cfg.train.multilabel)
-    return {k: v.numpy() for k, v in probs.items()}
+    return {k: v.numpy() for k, v in decode_model(logits, taxonomy, cfg, temperatures).items()}
 
 
 def evaluate(state: dict[str, Any], predictions: Predictions, split: str, min_prob: float = 0.0) -> Evaluation:
@@ -130,8 +130,6 @@ def evaluate(state: dict[str, Any], predictions: Predictions, split: str, min_pr
 def fit_calibration(state: dict[str, Any], predictions: Predictions, thresholds: bool = False) -> None:
     """Fit every head's temperature on these (validation) predictions into ``state["temperatures"]``; with
     ``thresholds`` also tune a multi-label model's per-class thresholds for F1 on the calibrated probabilities."""
-    from hierarchy.metrics import tune_thresholds
-
     cfg = from_dict(state["config"])
     taxonomy = build_taxonomy(state["taxonomy"], source=state.get("path", "checkpoint"))
     state["temperatures"] = fit_temperatures(
@@ -154,8 +152,6 @@ def model_size(state: dict[str, Any]) -> dict[str, Any]:
 def model_latency(state: dict[str, Any], runs: int = 20, precision: str = "fp32") -> dict[str, Any]:
     """Single-image CPU latency with the model's evaluation views (batch 1, one thread per core, median of
     ``runs`` after 3 warm-up passes)."""
-    from hierarchy.runner import autocast
-
     model = model_from_checkpoint(state, torch.device("cpu")).eval()
     cfg = from_dict(state["config"])
     side = cfg.data.image_size

@@ -13,7 +13,7 @@ ONNX export.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from hierarchy.config import Config, from_dict
 from hierarchy.data.images import Batch, SkipLog
 from hierarchy.data.transforms import letterbox, to_model_input
 from hierarchy.errors import UserError
-from hierarchy.infer.decode import decode_hierarchy, scaled
+from hierarchy.infer.decode import decode_model
 from hierarchy.models import build_model
 from hierarchy.runner import autocast
 from hierarchy.taxonomy import Taxonomy, build_taxonomy
@@ -129,7 +129,6 @@ def resolve_views(cfg: Config, views: str = "", tta_shift: int | None = None) ->
     return flip, shift if tta_shift is None else tta_shift
 
 
-@runtime_checkable
 class Classifier(Protocol):
     """What ``Labeler``, the web app and ``hierarchy label`` need of a model, whatever runs it.
 
@@ -204,8 +203,8 @@ class TorchClassifiers:
     def decode(self, k: int, logits: dict[str, torch.Tensor], calibrated: bool = True) -> dict[str, torch.Tensor]:
         """Model ``k``'s probabilities from its logits: its temperatures (when fitted and ``calibrated``), then
         its hierarchy rule."""
-        cfg, temperatures = self.configs[k], self.states[k].get("temperatures", {}) if calibrated else {}
-        return decode_hierarchy(scaled(logits, temperatures), self.taxonomy, cfg.hierarchy.rule, cfg.train.multilabel)
+        temperatures = self.states[k].get("temperatures", {}) if calibrated else {}
+        return decode_model(logits, self.taxonomy, self.configs[k], temperatures)
 
     def probabilities(self, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Averaged probabilities per head for one batch, given each model's uint8 input (B, 3, S, S)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from hierarchy.config import Config
 from hierarchy.taxonomy import Taxonomy
 
 
@@ -60,3 +61,10 @@ def decode_hierarchy(
     out["fine"] = fine
     out["implied_coarse"] = fine @ groups  # (B, C)
     return out
+
+
+def decode_model(
+    logits: dict[str, torch.Tensor], taxonomy: Taxonomy, cfg: Config, temperatures: dict[str, float]
+) -> dict[str, torch.Tensor]:
+    """A model's probabilities from its logits: its temperatures, then its settings' hierarchy rule."""
+    return decode_hierarchy(scaled(logits, temperatures), taxonomy, cfg.hierarchy.rule, cfg.train.multilabel)

@@ -24,6 +24,7 @@ the crop into a re-labelled file.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,8 +204,6 @@ def write_rows(rows: Iterator[dict], f, suffix: str) -> int:
         writer = writer or pq.ParquetWriter(f, pa.schema([]))  # no rows: an empty file that still opens
         writer.close()
         return count
-    import csv
-
     writer = None
     for row in rows:
         count += 1
