@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from hierarchy import config
+from hierarchy.active import commands as active_commands
 from hierarchy.config import help_text, parse_overrides, refuse_ignored, setting_choices, setting_help, split_words
 from hierarchy.errors import UserError
 
@@ -148,8 +149,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from hierarchy.serve import build_app
 
-    app = build_app(args.model, args.labels, args.db, args.token, args.device, args.max_upload_mb, crop=args.crop,
-                    precision=args.precision)
+    app = build_app(
+        args.model,
+        args.labels,
+        args.db,
+        args.token,
+        args.device,
+        args.max_upload_mb,
+        crop=args.crop,
+        precision=args.precision,
+    )
     address = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
@@ -306,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision", default="fp32", choices=setting_choices("label.precision"), help=setting_help("label.precision")
     )
     srv.set_defaults(func=cmd_serve)
+
+    active_commands.add_parsers(sub, EPILOG)
 
     cor = sub.add_parser("corrections", help="the review's corrections: export them as a training manifest")
     cor_sub = cor.add_subparsers(dest="action", required=True)

@@ -399,6 +399,40 @@ class LabelConfig:
 
 
 @dataclass
+class QueueConfig:
+    """The question queue (``serve --pool``, ``suggest``, ``retrain``): what a question costs, which kinds it may
+    ask, and how a retrain on the answers trains. Costs are in one unit, a coarse label's time; the defaults put
+    a fine label at 3 (the middle of the 2-5 range seen between garment types and styles) and a yes/no at half a
+    coarse label (one key, no reading of a list); measure yours with the answers' seconds and set them."""
+
+    cost_fine: float = setting(
+        3.0, "cost of a fine label typed or picked from the whole list, in coarse labels", above=0
+    )
+    cost_coarse: float = setting(1.0, "cost of a coarse label (the unit)", above=0)
+    cost_confirm: float = setting(
+        0.5, "cost of a yes/no on the model's guess; a choice among k costs k of these", above=0
+    )
+    kinds: str = setting(
+        "confirm,choose,coarse", "question kinds the rule may ask, comma-separated: confirm, choose, coarse"
+    )
+    alpha: float = setting(0.1, "choose: the candidates hold at least 1 - alpha of the probability", above=0, below=1)
+    max_candidates: int = setting(6, "choose: at most this many candidates on screen", low=2)
+    coarse_worth: float = setting(
+        0.5,
+        "what a group answer is worth to the fine head per nat of its entropy, against a fine label's 1",
+        low=0,
+        high=1,
+    )
+    free_coarse: bool = setting(False, "coarse labels cost nothing (a catalogue holds the garment type): never asked")
+    retrain_epochs: float = setting(8.0, "retrain: passes over the answers (within the step bounds below)", above=0)
+    retrain_min_steps: int = setting(60, "retrain: at least this many optimizer steps, however few the answers", low=1)
+    retrain_max_steps: int = setting(400, "retrain: at most this many steps, however many the answers", low=1)
+    retrain_lr: float = setting(
+        1.0e-3, "retrain: peak learning rate (fine-tuning a trained model: below train.lr)", above=0
+    )
+
+
+@dataclass
 class AuditConfig:
     epochs: int = setting(4, "`hierarchy audit`: length of the short training run whose margins are averaged", low=1)
     threshold: float = setting(
@@ -439,6 +473,7 @@ class Config:
     hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from hierarchy.config.help import show, unknown_key, value_range
 from hierarchy.config.overrides import parse_overrides
-from hierarchy.config.schema import RETIRED, STAGES, Config, DetectConfig, LabelConfig, config_keys, walk
+from hierarchy.config.schema import RETIRED, STAGES, Config, DetectConfig, LabelConfig, QueueConfig, config_keys, walk
 from hierarchy.errors import UserError
 
 KEYS = frozenset(config_keys())  # every dotted key: "stage", "data.format", …
@@ -37,6 +37,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "calibrate": EVALUATION,
     "detect": ("detect",),
     "label": ("detect",),  # the label.* settings are its flags
+    "serve": ("queue",),
+    "suggest": ("queue",),
+    "retrain": ("queue",),
 }
 
 
@@ -158,6 +161,13 @@ def label_options(values: dict[str, Any]) -> LabelConfig:
     """``label.*`` settings from ``{key: value}`` (e.g. the flags of ``hierarchy label``), checked like any key."""
     options = LabelConfig()
     apply(options, values, "label.")
+    return options
+
+
+def queue_options(overrides: list[str]) -> QueueConfig:
+    """``queue.*`` settings from ``key=value`` words, checked like any key."""
+    options = QueueConfig()
+    apply(options, parse_overrides(overrides).get("queue", {}), "queue.")
     return options
 
 

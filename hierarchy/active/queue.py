@@ -1,0 +1,197 @@
+"""The question queue over a pool: the pool scored by the current model, what the answers so far settle, and the
+questions in the order the rule ranks them. ``hierarchy suggest`` writes its first questions to a CSV; the Label
+page of ``hierarchy serve --pool`` asks them one at a time and stores the answers.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import torch
+
+from hierarchy.active.acquire import ranked, within_budget
+from hierarchy.active.answers import Answer, AnswerStore, resolve
+from hierarchy.active.pool import PoolItem, as_dataset
+from hierarchy.active.questions import Known, Questions, ask, follow_up_candidates
+from hierarchy.active.score import score
+from hierarchy.config import QueueConfig
+from hierarchy.errors import UserError
+from hierarchy.infer.classifier import TorchClassifiers
+
+
+@dataclass
+class Scored:
+    """The pool as one model saw it: fine probabilities of the readable items and their positions in the pool."""
+
+    version: str
+    fine: torch.Tensor  # (R, F)
+    index: torch.Tensor  # (R,) pool positions
+    broken: dict[str, str]  # {file: reason}
+
+
+class Queue:
+    def __init__(self, items: list[PoolItem], store: AnswerStore, options: QueueConfig) -> None:
+        self.items, self.store, self.options = items, store, options
+        self.position = {item.key: k for k, item in enumerate(items)}
+        self.lock = threading.Lock()
+        self.scored: Scored | None = None
+        self.classifiers: TorchClassifiers | None = None
+        self.order: list[int] = []  # rows of scored, best question first
+        self.questions: Questions | None = None
+
+    # --- the model's view ---------------------------------------------------------------------------------------
+
+    def rescore(self, classifiers: TorchClassifiers, version: str, batch_size: int = 64) -> Scored:
+        """Score the pool with ``classifiers`` (a new version), then re-rank; the old ranking serves meanwhile."""
+        if "fine" not in classifiers.heads:
+            raise UserError("the question queue asks about fine labels: give a fine model (--model artifacts/fine/RUN)")
+        scores = score(classifiers, as_dataset(self.items, classifiers.input_size), batch_size)
+        scored = Scored(version, scores.probs["fine"], scores.index, scores.skipped)
+        with self.lock:
+            self.classifiers, self.scored = classifiers, scored
+        self.rerank()
+        return scored
+
+    @property
+    def taxonomy(self):
+        return self.classifiers.taxonomy
+
+    def rerank(self) -> None:
+        """Questions for every readable item whose fine label is not settled, ranked by the rule."""
+        scored = self.scored
+        taxonomy = self.taxonomy
+        resolved = resolve(self.store.rows(), dict(zip(taxonomy.fine, (taxonomy.coarse[p] for p in taxonomy.parents))))
+        known = Known.nothing(len(scored.index), len(taxonomy.fine))
+        open_ = torch.ones(len(scored.index), dtype=torch.bool)
+        for row, k in enumerate(scored.index.tolist()):
+            state = resolved.get(self.items[k].key)
+            if state is None:
+                continue
+            open_[row] = state.fine is None
+            if state.coarse is not None:
+                known.coarse[row] = taxonomy.coarse.index(state.coarse)
+            for name in state.excluded:
+                known.excluded[row, taxonomy.fine.index(name)] = True
+        questions = ask(scored.fine, taxonomy, self.options, known)
+        order = ranked(questions, open_)
+        with self.lock:
+            self.questions, self.order = questions, order
+
+    # --- asking -------------------------------------------------------------------------------------------------
+
+    def question(self, row: int, follow_up: bool = False) -> dict:
+        """What the page shows for scored row ``row``: the item, the kind, what to show, the probabilities."""
+        q, taxonomy = self.questions, self.taxonomy
+        item = self.items[int(self.scored.index[row])]
+        kind = "choose" if follow_up else q.kind_name(row)
+        probs = q.fine[row]
+        group = probs @ group_of(taxonomy)
+        if kind == "confirm":
+            shown = [taxonomy.fine[int(q.guess[row])]]
+        elif kind == "choose":
+            ids = follow_up_candidates(q, row, self.options) if follow_up else q.candidates[row]
+            shown = [taxonomy.fine[i] for i in ids]
+        else:
+            shown = [taxonomy.coarse[i] for i in group.argsort(descending=True).tolist()]
+        probability = {taxonomy.fine[i]: round(float(p), 4) for i, p in enumerate(probs.tolist())}
+        probability |= {taxonomy.coarse[i]: round(float(p), 4) for i, p in enumerate(group.tolist())}
+        return {
+            "item": item.key, "index": int(self.scored.index[row]), "name": item.name, "kind": kind,
+            "level": "coarse" if kind == "coarse" else "fine", "shown": shown,
+            "prob": {name: probability[name] for name in shown}, "gain": round(float(q.gain[row]), 4),
+            "cost": round(float(q.cost[row]), 3), "model": self.scored.version,
+        }  # fmt: skip
+
+    def next(self, n: int = 1, skip: set[str] = frozenset()) -> list[dict]:
+        """The next ``n`` questions, leaving out items answered since the last ranking and those in ``skip``
+        (shown in this browser already)."""
+        answered = {row["item"] for row in self.store.rows()}
+        found = []
+        for row in self.order:
+            key = self.items[int(self.scored.index[row])].key
+            if key in answered or key in skip:
+                continue
+            found.append(self.question(row))
+            if len(found) == n:
+                break
+        return found
+
+    def suggest(self, budget: float) -> list[dict]:
+        """The questions to ask first, in order, whose expected costs fit ``budget``."""
+        chosen = within_budget(self.questions, self.order, budget)
+        spent, out = 0.0, []
+        for rank, row in enumerate(chosen, 1):
+            question = self.question(row)
+            spent += question["cost"]
+            out.append({"rank": rank, **question, "cumulative_cost": round(spent, 3)})
+        return out
+
+    # --- answering ----------------------------------------------------------------------------------------------
+
+    def answer(self, payload: dict, client: str = "") -> dict:
+        """Check and store one answer (committed before this returns); a "no" to a confirm returns the choose
+        that follows it. Raises UserError for an item outside the pool, a label outside the taxonomy, or an answer
+        that does not fit the question."""
+        key = str(payload.get("item", ""))
+        if key not in self.position:
+            raise UserError("that item is not in this pool: reload the page to get the current questions")
+        item, taxonomy = self.items[self.position[key]], self.taxonomy
+        kind, answer = str(payload.get("kind", "")), str(payload.get("answer", "")).strip()
+        shown = [str(s) for s in payload.get("shown") or []]
+        if kind not in ("confirm", "choose", "coarse"):
+            raise UserError(f"kind {kind!r}: one of confirm, choose, coarse")
+        level = "coarse" if kind == "coarse" else "fine"
+        names = taxonomy.coarse if level == "coarse" else taxonomy.fine
+        if kind == "confirm":
+            if answer not in ("yes", "no", "skip") or len(shown) != 1 or shown[0] not in taxonomy.fine:
+                raise UserError("a confirm takes answer yes, no or skip, and shown = [the guess]")
+            label = shown[0] if answer == "yes" else None
+        elif answer == "skip":
+            label = None
+        else:
+            label = canonical(taxonomy, answer, level)
+            if label is None:
+                raise UserError(f"{answer!r} is not a {taxonomy.title(level)} of taxonomy {taxonomy.name}: choose "
+                                f"one of {', '.join(names)}")  # fmt: skip
+        seconds = payload.get("seconds")
+        seconds = None if seconds is None else max(0.0, min(float(seconds), 86400.0))
+        record = Answer(key, item.file, item.box, kind, level, shown, answer if kind == "confirm" else answer,
+                        label, seconds, self.scored.version, client)  # fmt: skip
+        answer_id = self.store.add(record)
+        result = {"id": answer_id, "item": key, "label": label, "level": level}
+        if kind == "confirm" and answer == "no":
+            row = self.row_of(key)
+            if row is not None:
+                result["follow_up"] = self.question(row, follow_up=True)
+        return result
+
+    def row_of(self, key: str) -> int | None:
+        k = self.position[key]
+        hits = (self.scored.index == k).nonzero().flatten()
+        return int(hits[0]) if len(hits) else None
+
+    def status(self) -> dict:
+        rows = self.store.rows()
+        taxonomy = self.taxonomy
+        resolved = resolve(rows, dict(zip(taxonomy.fine, (taxonomy.coarse[p] for p in taxonomy.parents))))
+        return {
+            "pool": len(self.items), "broken": len(self.scored.broken) if self.scored else 0,
+            "answers": len(rows), "fine_settled": sum(1 for r in resolved.values() if r.fine),
+            "coarse_only": sum(1 for r in resolved.values() if r.coarse and not r.fine),
+            "model": self.scored.version if self.scored else "", "open": len(self.order),
+        }  # fmt: skip
+
+
+def group_of(taxonomy) -> torch.Tensor:
+    from hierarchy.infer.decode import group_matrix
+
+    return group_matrix(taxonomy)
+
+
+def canonical(taxonomy, text: str, level: str) -> str | None:
+    """The class name ``text`` names at ``level`` (a name or an alias, any case), or None."""
+    try:
+        return taxonomy.names(level)[taxonomy.lookup(text, level)]
+    except UserError:
+        return None
