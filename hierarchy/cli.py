@@ -167,7 +167,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     suffix = f"?token={args.token}" if args.token else ""
-    print(f"hierarchy serve: open {address}{suffix}  (review: {address}review{suffix}); Ctrl+C stops", flush=True)
+    pages = f"review: {address}review{suffix}" + (f", label: {address}label{suffix}" if args.pool else "")
+    print(f"hierarchy serve: open {address}{suffix}  ({pages}); Ctrl+C stops", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -298,7 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--model", action="append", required=True, help="run folder or checkpoint; repeat to ensemble")
     srv.add_argument("--labels", help="a labels file of `hierarchy label` (.parquet, .csv, .jsonl) to review")
     srv.add_argument(
-        "--db", help="corrections database (SQLite; default: beside --labels as LABELS.corrections.sqlite)"
+        "--pool",
+        action="append",
+        help="unlabelled photos for the Label page's questions: a folder, a .txt list or a labels file; repeatable",
+    )
+    srv.add_argument(
+        "--db",
+        help="corrections and answers database (SQLite; default: beside --labels as "
+        "LABELS.corrections.sqlite, answers beside --pool as POOL.answers.sqlite)",
     )
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -314,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--precision", default="fp32", choices=setting_choices("label.precision"), help=setting_help("label.precision")
     )
+    srv.add_argument("words", nargs="*", metavar="key=value", help="queue.* settings, e.g. queue.cost_fine=5")
     srv.set_defaults(func=cmd_serve)
 
     active_commands.add_parsers(sub, EPILOG)

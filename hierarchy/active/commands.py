@@ -33,8 +33,13 @@ def open_queue(models: list[str], pool: list[str], db: Path, options, device: st
     chosen = [current, *models[1:]] if current != models[0] else models
     classifiers = TorchClassifiers.load(chosen, select_device(device), precision=precision)
     queue = Queue(load_pool(pool), AnswerStore(db), options)
-    queue.rescore(classifiers, Path(current).name)
+    queue.rescore(classifiers, version_name(current, models[0]))
     return queue
+
+
+def version_name(current: str, given: str) -> str:
+    """``v000`` for the model the queue started from, else the version's folder name (``v003``)."""
+    return "v000" if current == given else Path(current).name
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:

@@ -152,11 +152,14 @@ def choice_cost(size: torch.Tensor, held: torch.Tensor, options: QueueConfig) ->
     return reading + (1 - held).clamp_min(0) * options.cost_fine
 
 
-def follow_up_candidates(questions: Questions, i: int, options: QueueConfig) -> list[int]:
-    """The labels a choose shows after a "no" to image ``i``'s guess: the likeliest others, same rule."""
+def follow_up_candidates(questions: Questions, i: int, options: QueueConfig, excluded: bool = True) -> list[int]:
+    """The labels a choose shows after a "no" to image ``i``'s guess: the likeliest others, same rule
+    (``excluded=False``: the questions were asked with the "no" known already, so nothing is left to remove)."""
     p = questions.fine[i].clone()
-    p[questions.guess[i]] = 0
+    if excluded:
+        p[questions.guess[i]] = 0
+    p[p < 1e-9] = 0  # outside a known group: never a candidate
     order = p.argsort(descending=True)
     sorted_p = (p[order] / p.sum().clamp_min(1e-12))[None]
-    size, _ = choice_sets(sorted_p, options, len(p) - 1, smallest=1)
+    size, _ = choice_sets(sorted_p, options, int((p > 0).sum()), smallest=1)
     return order[: int(size[0])].tolist()

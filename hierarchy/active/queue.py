@@ -18,6 +18,7 @@ from hierarchy.active.score import score
 from hierarchy.config import QueueConfig
 from hierarchy.errors import UserError
 from hierarchy.infer.classifier import TorchClassifiers
+from hierarchy.infer.decode import group_matrix
 
 
 @dataclass
@@ -57,23 +58,32 @@ class Queue:
     def taxonomy(self):
         return self.classifiers.taxonomy
 
-    def rerank(self) -> None:
-        """Questions for every readable item whose fine label is not settled, ranked by the rule."""
-        scored = self.scored
+    def resolved(self, rows: list[dict] | None = None) -> dict:
         taxonomy = self.taxonomy
-        resolved = resolve(self.store.rows(), dict(zip(taxonomy.fine, (taxonomy.coarse[p] for p in taxonomy.parents))))
-        known = Known.nothing(len(scored.index), len(taxonomy.fine))
-        open_ = torch.ones(len(scored.index), dtype=torch.bool)
-        for row, k in enumerate(scored.index.tolist()):
-            state = resolved.get(self.items[k].key)
+        parent_of = dict(zip(taxonomy.fine, (taxonomy.coarse[p] for p in taxonomy.parents)))
+        return resolve(self.store.rows() if rows is None else rows, parent_of)
+
+    def known(self, keys: list[str], resolved: dict) -> Known:
+        """What the answers say about these items, as the rule reads it."""
+        taxonomy = self.taxonomy
+        known = Known.nothing(len(keys), len(taxonomy.fine))
+        for row, key in enumerate(keys):
+            state = resolved.get(key)
             if state is None:
                 continue
-            open_[row] = state.fine is None
             if state.coarse is not None:
                 known.coarse[row] = taxonomy.coarse.index(state.coarse)
             for name in state.excluded:
                 known.excluded[row, taxonomy.fine.index(name)] = True
-        questions = ask(scored.fine, taxonomy, self.options, known)
+        return known
+
+    def rerank(self) -> None:
+        """Questions for every readable item whose fine label is not settled, ranked by the rule."""
+        scored, resolved = self.scored, self.resolved()
+        keys = [self.items[k].key for k in scored.index.tolist()]
+        known = self.known(keys, resolved)
+        open_ = torch.tensor([resolved.get(key) is None or resolved[key].fine is None for key in keys])
+        questions = ask(scored.fine, self.taxonomy, self.options, known)
         order = ranked(questions, open_)
         with self.lock:
             self.questions, self.order = questions, order
@@ -86,11 +96,14 @@ class Queue:
         item = self.items[int(self.scored.index[row])]
         kind = "choose" if follow_up else q.kind_name(row)
         probs = q.fine[row]
-        group = probs @ group_of(taxonomy)
+        if follow_up:  # asked after a "no": from what the item's answers say now
+            now = ask(self.scored.fine[row : row + 1], taxonomy, self.options, self.known([item.key], self.resolved()))
+            probs = now.fine[0]
+        group = probs @ group_matrix(taxonomy)
         if kind == "confirm":
             shown = [taxonomy.fine[int(q.guess[row])]]
         elif kind == "choose":
-            ids = follow_up_candidates(q, row, self.options) if follow_up else q.candidates[row]
+            ids = follow_up_candidates(now, 0, self.options, excluded=False) if follow_up else q.candidates[row]
             shown = [taxonomy.fine[i] for i in ids]
         else:
             shown = [taxonomy.coarse[i] for i in group.argsort(descending=True).tolist()]
@@ -173,20 +186,15 @@ class Queue:
 
     def status(self) -> dict:
         rows = self.store.rows()
-        taxonomy = self.taxonomy
-        resolved = resolve(rows, dict(zip(taxonomy.fine, (taxonomy.coarse[p] for p in taxonomy.parents))))
+        resolved = self.resolved(rows)
+        settled = sum(1 for r in resolved.values() if r.fine)
         return {
             "pool": len(self.items), "broken": len(self.scored.broken) if self.scored else 0,
             "answers": len(rows), "fine_settled": sum(1 for r in resolved.values() if r.fine),
             "coarse_only": sum(1 for r in resolved.values() if r.coarse and not r.fine),
-            "model": self.scored.version if self.scored else "", "open": len(self.order),
+            "model": self.scored.version if self.scored else "",
+            "open": len(self.scored.index) - settled if self.scored else 0,
         }  # fmt: skip
-
-
-def group_of(taxonomy) -> torch.Tensor:
-    from hierarchy.infer.decode import group_matrix
-
-    return group_matrix(taxonomy)
 
 
 def canonical(taxonomy, text: str, level: str) -> str | None:

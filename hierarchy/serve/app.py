@@ -30,27 +30,39 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from hierarchy.config import DetectConfig
+from hierarchy.active.commands import default_db as default_pool_db
+from hierarchy.active.commands import open_queue, version_name
+from hierarchy.active.retrain import current_model, versions_dir
+from hierarchy.config import DetectConfig, queue_options
 from hierarchy.errors import UserError
 from hierarchy.infer.labeler import Labeler
 from hierarchy.infer.load import load_classifier
 from hierarchy.runner import configure_threads, select_device
-from hierarchy.serve import routes_corrections, routes_health, routes_photo, routes_review
+from hierarchy.serve import routes_corrections, routes_health, routes_photo, routes_queue, routes_review
 from hierarchy.serve.corrections import CorrectionStore
 from hierarchy.serve.predictor import Predictor, TooLarge
+from hierarchy.serve.retrainer import Retrainer
 from hierarchy.serve.review import ReviewTable
-from hierarchy.serve.state import STATIC, ServeState
+from hierarchy.serve.state import STATIC, PoolState, ServeState
 
 TOKEN_COOKIE = "hierarchy_token"
-PROTECTED = ("/api/", "/files/", "/thumb/", "/review")  # what --token guards ("/" too, see check_token)
+PROTECTED = (
+    "/api/",
+    "/files/",
+    "/thumb/",
+    "/review",
+    "/label",
+    "/pool/",
+)  # what --token guards ("/" too, see check_token)
 
 
 def build_app(
     models: list[str], labels: str | None = None, db: str | None = None, token: str = "", device: str = "auto",
     max_upload_mb: float = 20.0, max_pixels: int = 50_000_000, crop: str = "", detect: DetectConfig | None = None,
-    precision: str = "fp32",
+    precision: str = "fp32", pool: list[str] | None = None, queue_settings: list[str] | None = None,
 ) -> FastAPI:  # fmt: skip
-    """The app with its models loaded (once, here), its labels file read and its corrections database open."""
+    """The app with its models loaded (once, here), its labels file read and its corrections database open; with
+    ``pool``, the question queue over it (answers in ``db``, else beside the pool) scored by its current model."""
     configure_threads()
     classifiers = load_classifier(models, select_device(device), precision=precision)
     labeler = Labeler(classifiers, crop, detect)
@@ -58,6 +70,9 @@ def build_app(
     store = CorrectionStore(db_path)
     table = ReviewTable(labels, classifiers.taxonomy, classifiers.heads, store) if labels else None
     state = ServeState(models, Predictor(labeler), store, table, db_path, token, max_upload_mb, max_pixels)
+    if pool:
+        state.pool = open_pool(models, pool, Path(db) if db else default_pool_db(pool), queue_settings or [], device,
+                               precision)  # fmt: skip
 
     app = FastAPI(title="hierarchy", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.serve = state
@@ -65,9 +80,22 @@ def build_app(
     app.middleware("http")(check_token)
     app.add_exception_handler(UserError, user_error)
     app.add_exception_handler(404, not_found)
-    for routes in (routes_photo, routes_review, routes_corrections, routes_health):
+    for routes in (routes_photo, routes_review, routes_corrections, routes_health, routes_queue):
         app.include_router(routes.router)
     return app
+
+
+def open_pool(models: list[str], pool: list[str], db: Path, settings: list[str], device: str, precision: str):
+    """The queue scored by the current version, and the retrainer that makes new ones (and re-ranks after)."""
+    queue = open_queue(models, pool, db, queue_options(settings), device, precision)
+
+    def swap(record: dict) -> None:
+        if record.get("accepted"):
+            current = current_model(versions_dir(db), models[0])
+            classifiers = load_classifier([current], select_device(device), precision=precision)
+            queue.rescore(classifiers, version_name(current, models[0]))
+
+    return PoolState(queue, Retrainer(models[0], db, settings, device, swap))
 
 
 @contextlib.asynccontextmanager
@@ -100,7 +128,7 @@ async def user_error(request: Request, exc: UserError):
 
 async def not_found(request: Request, exc: HTTPException):
     detail = getattr(exc, "detail", None) or "not found"
-    if request.url.path.startswith(("/api/", "/files/", "/thumb/")) or "text/html" not in request.headers.get(
+    if request.url.path.startswith(("/api/", "/files/", "/thumb/", "/pool/")) or "text/html" not in request.headers.get(
         "accept", ""
     ):
         return JSONResponse({"detail": detail}, status_code=404)
@@ -117,4 +145,4 @@ def default_db(labels: str | None) -> Path:
 
 NOT_FOUND_PAGE = """<!doctype html><meta charset="utf-8"><title>Not found · hierarchy</title>
 <link rel="stylesheet" href="/static/style.css"><main class="message"><h1>Not found</h1><p>{detail}</p>
-<p><a href="/">One photo</a> · <a href="/review">Review</a></p></main>"""
+<p><a href="/">One photo</a> · <a href="/review">Review</a> · <a href="/label">Label</a></p></main>"""

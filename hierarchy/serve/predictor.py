@@ -123,4 +123,3 @@ class Predictor:
             row = head_columns(probs, j, self.labeler.classifiers.taxonomy)
             answers[n].append({**region.to_dict(), "heads": head_answers(row, self.labeler.classifiers.heads)})
         return answers
-

@@ -121,20 +121,12 @@ class ReviewTable:
         file = self.photo_file(int(self.root_index[i]), crop.path)
         if file is None:
             raise FileNotFoundError(f"{crop.path} is no longer where the labels file says")
-        image, scale = open_image(str(file), max_side=4 * THUMB_SIDE)
-        if crop.box is not None:
-            x1, y1, x2, y2 = (v / scale for v in crop.box)
-            mx, my = (x2 - x1) * THUMB_MARGIN, (y2 - y1) * THUMB_MARGIN
-            image = image.crop((max(0, x1 - mx), max(0, y1 - my), min(image.width, x2 + mx),
-                                min(image.height, y2 + my)))  # fmt: skip
-        image.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=85)
+        data = crop_jpeg(str(file), crop.box, THUMB_SIDE)
         cache.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f"{name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(buffer.getvalue())
+        tmp.write_bytes(data)
         tmp.replace(cached)
-        return buffer.getvalue()
+        return data
 
     # --- the grid -----------------------------------------------------------------------------------------------
 
@@ -243,3 +235,17 @@ class ReviewTable:
 def codes(column: pd.Series, index: dict[str, int]) -> np.ndarray:
     """Class ids of a column of names (-1 for a name the taxonomy does not have)."""
     return column.astype(str).map(index).fillna(-1).to_numpy(np.int32)
+
+
+def crop_jpeg(file: str, box: tuple[float, float, float, float] | None, side: int) -> bytes:
+    """A JPEG of a photo's box (full-size pixels; None = all of it) with some context, at most ``side`` pixels."""
+    image, scale = open_image(file, max_side=4 * side)
+    if box is not None:
+        x1, y1, x2, y2 = (v / scale for v in box)
+        mx, my = (x2 - x1) * THUMB_MARGIN, (y2 - y1) * THUMB_MARGIN
+        image = image.crop((max(0, x1 - mx), max(0, y1 - my), min(image.width, x2 + mx),
+                            min(image.height, y2 + my)))  # fmt: skip
+    image.thumbnail((side, side))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()

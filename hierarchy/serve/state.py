@@ -11,11 +11,25 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from hierarchy.active.queue import Queue
 from hierarchy.serve.corrections import CorrectionStore
 from hierarchy.serve.predictor import Predictor
+from hierarchy.serve.retrainer import Retrainer
 from hierarchy.serve.review import ReviewTable
 
 STATIC = Path(str(resources.files("hierarchy.serve") / "static"))
+
+
+@dataclass
+class PoolState:
+    """``--pool``: the question queue and the retrains of its model."""
+
+    queue: Queue
+    retrainer: Retrainer
+
+    def close(self) -> None:
+        self.retrainer.stop()
+        self.queue.store.close()
 
 
 @dataclass
@@ -30,6 +44,7 @@ class ServeState:
     token: str  # "" = open
     max_upload_mb: float
     max_pixels: int
+    pool: PoolState | None = None
 
     @property
     def max_bytes(self) -> int:
@@ -49,9 +64,16 @@ class ServeState:
             raise HTTPException(404, "no labels file loaded: start with `hierarchy serve --model RUN --labels FILE`")
         return self.table
 
+    def need_queue(self) -> PoolState:
+        if self.pool is None:
+            raise HTTPException(404, "no pool loaded: start with `hierarchy serve --model RUN --pool PHOTOS/`")
+        return self.pool
+
     def close(self) -> None:
         self.predictor.close()
         self.store.close()
+        if self.pool is not None:
+            self.pool.close()
 
 
 def get_state(request: Request) -> ServeState:
