@@ -49,9 +49,8 @@ class Queue:
             raise UserError("the question queue asks about fine labels: give a fine model (--model artifacts/fine/RUN)")
         scores = score(classifiers, as_dataset(self.items, classifiers.input_size), batch_size)
         scored = Scored(version, scores.probs["fine"], scores.index, scores.skipped)
-        with self.lock:
-            self.classifiers, self.scored = classifiers, scored
-        self.rerank()
+        self.classifiers = classifiers  # same taxonomy for every version: what the answers mean stays
+        self.rerank(scored)
         return scored
 
     @property
@@ -77,27 +76,34 @@ class Queue:
                 known.excluded[row, taxonomy.fine.index(name)] = True
         return known
 
-    def rerank(self) -> None:
-        """Questions for every readable item whose fine label is not settled, ranked by the rule."""
-        scored, resolved = self.scored, self.resolved()
+    def rerank(self, scored: Scored | None = None) -> None:
+        """Questions for every readable item whose fine label is not settled, ranked by the rule; the scores, the
+        questions and their order change together."""
+        scored, resolved = scored or self.scored, self.resolved()
         keys = [self.items[k].key for k in scored.index.tolist()]
         known = self.known(keys, resolved)
         open_ = torch.tensor([resolved.get(key) is None or resolved[key].fine is None for key in keys])
         questions = ask(scored.fine, self.taxonomy, self.options, known)
         order = ranked(questions, open_)
         with self.lock:
-            self.questions, self.order = questions, order
+            self.scored, self.questions, self.order = scored, questions, order
+
+    def snapshot(self) -> tuple[Scored, Questions, list[int]]:
+        with self.lock:
+            return self.scored, self.questions, self.order
 
     # --- asking -------------------------------------------------------------------------------------------------
 
-    def question(self, row: int, follow_up: bool = False) -> dict:
-        """What the page shows for scored row ``row``: the item, the kind, what to show, the probabilities."""
-        q, taxonomy = self.questions, self.taxonomy
-        item = self.items[int(self.scored.index[row])]
+    def question(self, row: int, follow_up: bool = False, view: tuple | None = None) -> dict:
+        """What the page shows for scored row ``row`` (of ``view``, a snapshot; default the current one): the item,
+        the kind, what to show, the probabilities."""
+        scored, q, _ = view or self.snapshot()
+        taxonomy = self.taxonomy
+        item = self.items[int(scored.index[row])]
         kind = "choose" if follow_up else q.kind_name(row)
         probs = q.fine[row]
         if follow_up:  # asked after a "no": from what the item's answers say now
-            now = ask(self.scored.fine[row : row + 1], taxonomy, self.options, self.known([item.key], self.resolved()))
+            now = ask(scored.fine[row : row + 1], taxonomy, self.options, self.known([item.key], self.resolved()))
             probs = now.fine[0]
         group = probs @ group_matrix(taxonomy)
         if kind == "confirm":
@@ -110,32 +116,35 @@ class Queue:
         probability = {taxonomy.fine[i]: round(float(p), 4) for i, p in enumerate(probs.tolist())}
         probability |= {taxonomy.coarse[i]: round(float(p), 4) for i, p in enumerate(group.tolist())}
         return {
-            "item": item.key, "index": int(self.scored.index[row]), "name": item.name, "kind": kind,
+            "item": item.key, "index": int(scored.index[row]), "name": item.name, "kind": kind,
             "level": "coarse" if kind == "coarse" else "fine", "shown": shown,
             "prob": {name: probability[name] for name in shown}, "gain": round(float(q.gain[row]), 4),
-            "cost": round(float(q.cost[row]), 3), "model": self.scored.version,
+            "cost": round(float(q.cost[row]), 3), "model": scored.version,
         }  # fmt: skip
 
     def next(self, n: int = 1, skip: set[str] = frozenset()) -> list[dict]:
         """The next ``n`` questions, leaving out items answered since the last ranking and those in ``skip``
         (shown in this browser already)."""
         answered = {row["item"] for row in self.store.rows()}
+        view = self.snapshot()
+        scored, _, order = view
         found = []
-        for row in self.order:
-            key = self.items[int(self.scored.index[row])].key
+        for row in order:
+            key = self.items[int(scored.index[row])].key
             if key in answered or key in skip:
                 continue
-            found.append(self.question(row))
+            found.append(self.question(row, view=view))
             if len(found) == n:
                 break
         return found
 
     def suggest(self, budget: float) -> list[dict]:
         """The questions to ask first, in order, whose expected costs fit ``budget``."""
-        chosen = within_budget(self.questions, self.order, budget)
+        view = self.snapshot()
+        chosen = within_budget(view[1], view[2], budget)
         spent, out = 0.0, []
         for rank, row in enumerate(chosen, 1):
-            question = self.question(row)
+            question = self.question(row, view=view)
             spent += question["cost"]
             out.append({"rank": rank, **question, "cumulative_cost": round(spent, 3)})
         return out
@@ -169,20 +178,16 @@ class Queue:
                                 f"one of {', '.join(names)}")  # fmt: skip
         seconds = payload.get("seconds")
         seconds = None if seconds is None else max(0.0, min(float(seconds), 86400.0))
-        record = Answer(key, item.file, item.box, kind, level, shown, answer if kind == "confirm" else answer,
-                        label, seconds, self.scored.version, client)  # fmt: skip
+        record = Answer(key, item.file, item.box, kind, level, shown, answer, label, seconds, self.scored.version,
+                        client)  # fmt: skip
         answer_id = self.store.add(record)
         result = {"id": answer_id, "item": key, "label": label, "level": level}
         if kind == "confirm" and answer == "no":
-            row = self.row_of(key)
-            if row is not None:
-                result["follow_up"] = self.question(row, follow_up=True)
+            view = self.snapshot()
+            hits = (view[0].index == self.position[key]).nonzero().flatten()
+            if len(hits):
+                result["follow_up"] = self.question(int(hits[0]), follow_up=True, view=view)
         return result
-
-    def row_of(self, key: str) -> int | None:
-        k = self.position[key]
-        hits = (self.scored.index == k).nonzero().flatten()
-        return int(hits[0]) if len(hits) else None
 
     def status(self) -> dict:
         rows = self.store.rows()
