@@ -1,5 +1,6 @@
-"""``hierarchy serve``: the web app — one photo (detect, crop, top-5 per head) and the review of a labels file
-(filter, sort, correct with the keyboard, export the corrections as a training manifest).
+"""``hierarchy serve``: the web app — one photo (detect, crop, top-5 per head), the review of a labels file
+(filter, sort, correct with the keyboard, export the corrections as a training manifest) and the question queue
+over an unlabelled pool (answer with the keyboard, retrain in place).
 
 The pages are static files (``static/``); they talk to a JSON API with ``fetch``. Routes, one router per job:
 
@@ -13,6 +14,8 @@ The pages are static files (``static/``); they talk to a JSON API with ``fetch``
   stored, then the row; ``GET /api/export``: the corrections as a CSV manifest for ``data.format=csv``.
 - ``routes_health``: ``GET /healthz``: liveness, what is loaded; ``GET /api/info``: heads, class names, fine →
   coarse parents, the loaded labels file.
+- ``routes_queue`` (with ``--pool``): ``GET /label`` (the page); ``GET /api/queue/next``, ``POST /api/answers``,
+  ``GET /pool/{index}``, ``GET /api/queue/status``, ``POST /api/retrain``: the question queue (hierarchy.active).
 
 What they share is one ``state.ServeState`` on ``app.state.serve``. Here: loading it, the token and upload-size
 check in front of every route, and the error answers: every error a user can cause answers
