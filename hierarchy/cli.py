@@ -158,6 +158,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.max_upload_mb,
         crop=args.crop,
         precision=args.precision,
+        pool=args.pool,
+        queue_settings=args.settings,
     )
     address = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
     if args.host not in ("127.0.0.1", "localhost", "::1"):
