@@ -160,6 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         precision=args.precision,
         pool=args.pool,
         queue_settings=args.settings,
+        groups=args.groups,
     )
     address = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -310,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="corrections and answers database (SQLite; default: beside --labels as "
         "LABELS.corrections.sqlite, answers beside --pool as POOL.answers.sqlite)",
     )
+    srv.add_argument("--groups", help=active_commands.GROUPS_HELP)
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     srv.add_argument("--token", default="", help="require this token (open the printed address, which carries it)")

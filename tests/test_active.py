@@ -215,3 +215,23 @@ def test_queue_settings_are_checked(capsys, monkeypatch, folder_runs, pool, tmp_
     err = refused(capsys, monkeypatch, "suggest", "--model", str(folder_runs["fine"]), "--pool", str(pool),
                   "--budget", "5", "--out", str(tmp_path / "q.csv"), "train.lr=1")  # fmt: skip
     assert "queue" in err
+
+
+def test_catalogue_groups_are_free_answers_never_asked(tmp_path, pool, folder_runs, capsys, monkeypatch):
+    groups = tmp_path / "groups.csv"
+    groups.write_text("path,group\n" + "".join(f"a/{i}.png,tops\n" for i in range(20)) + "elsewhere.png,bag\n")
+    out, db = tmp_path / "queue.csv", tmp_path / "answers.sqlite"
+    words = ["suggest", "--model", str(folder_runs["fine"]), "--pool", str(pool), "--budget", "40", "--out", str(out),
+             "--db", str(db), "--groups", str(groups)]  # fmt: skip
+    code, printed, _ = in_process(capsys, monkeypatch, *words)
+    assert code == 0 and "20 groups" in printed
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*), MIN(label), MAX(seconds) FROM answers").fetchone() == (20, "top", None)
+    asked = {r["name"]: r["kind"] for r in csv.DictReader(out.open())}
+    assert not any(kind == "coarse" for name, kind in asked.items() if name.startswith("a/"))
+    in_process(capsys, monkeypatch, *words)  # again: nothing stored twice
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM answers").fetchone() == (20,)
+    groups.write_text("path,group\na/1.png,hats\n")
+    assert "not a group" in refused(capsys, monkeypatch, *words[:-4], "--db", str(tmp_path / "b.sqlite"), "--groups",
+                                    str(groups))  # fmt: skip

@@ -18,6 +18,7 @@ from hierarchy.infer.classifier import TorchClassifiers
 from hierarchy.paths import atomic_write
 from hierarchy.runner import configure_threads, select_device
 
+GROUPS_HELP = "CSV path,group: groups a catalogue already holds (free coarse labels, never asked)"
 SUGGEST_COLUMNS = ["rank", "kind", "level", "name", "shown", "prob", "gain", "cost", "cumulative_cost", "item", "model"]
 
 
@@ -27,13 +28,18 @@ def default_db(pool: list[str]) -> Path:
     return first.parent / f"{first.stem or first.name}.answers.sqlite"
 
 
-def open_queue(models: list[str], pool: list[str], db: Path, options, device: str, precision: str = "fp32") -> Queue:
-    """The pool scored by the current model of ``db``'s versions (or ``models``), ready to rank and answer."""
+def open_queue(models: list[str], pool: list[str], db: Path, options, device: str, precision: str = "fp32",
+               groups: str | None = None) -> Queue:  # fmt: skip
+    """The pool scored by the current model of ``db``'s versions (or ``models``), ready to rank and answer; with
+    ``groups``, a catalogue's groups stored as free coarse answers first."""
     current = current_model(versions_dir(db), models[0])
     chosen = [current, *models[1:]] if current != models[0] else models
     classifiers = TorchClassifiers.load(chosen, select_device(device), precision=precision)
     queue = Queue(load_pool(pool), AnswerStore(db), options)
     queue.rescore(classifiers, version_name(current, models[0]))
+    if groups:
+        added = queue.import_groups(Path(groups))
+        print(f"{added} groups from {groups} stored as answers (the queue will not ask for them)")
     return queue
 
 
@@ -48,7 +54,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if not args.pool:
         raise UserError("give the pool: hierarchy suggest --model RUN --pool PHOTOS/ --budget 100 --out queue.csv")
     db = Path(args.db) if args.db else default_db(args.pool)
-    queue = open_queue(args.model, args.pool, db, options, args.device)
+    queue = open_queue(args.model, args.pool, db, options, args.device, groups=args.groups)
     rows = queue.suggest(args.budget)
     with atomic_write(Path(args.out), "w") as f:
         writer = csv.DictWriter(f, SUGGEST_COLUMNS, extrasaction="ignore")
@@ -91,6 +97,7 @@ def add_parsers(sub, epilog: str) -> None:
     sug.add_argument("--out", required=True, help="the queue as CSV, first question first")
     sug.add_argument("--db", help="answers so far (default: beside the pool, POOL.answers.sqlite)")
     sug.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    sug.add_argument("--groups", help=GROUPS_HELP)
     sug.add_argument("words", nargs="*", metavar="key=value", help="queue.* settings, e.g. queue.cost_fine=5")
     sug.set_defaults(func=cmd_suggest)
 

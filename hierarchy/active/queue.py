@@ -5,8 +5,10 @@ page of ``hierarchy serve --pool`` asks them one at a time and stores the answer
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -19,6 +21,8 @@ from hierarchy.config import QueueConfig
 from hierarchy.errors import UserError
 from hierarchy.infer.classifier import TorchClassifiers
 from hierarchy.infer.decode import group_matrix
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -188,6 +192,42 @@ class Queue:
             if len(hits):
                 result["follow_up"] = self.question(int(hits[0]), follow_up=True, view=view)
         return result
+
+    def import_groups(self, path: Path) -> int:
+        """Groups a catalogue already holds (CSV: ``path,group``; the path as the pool names it, relative to its
+        folder, or the file itself): stored as coarse answers from ``catalogue`` (no seconds: they cost nothing),
+        once per image, so the queue never asks for them and the retrain learns from them. Returns how many."""
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--groups {path}: {exc}") from None
+        if not {"path", "group"} <= set(frame.columns):
+            raise UserError(f"--groups {path} needs the columns path,group (has {', '.join(frame.columns)})")
+        taxonomy = self.taxonomy
+        by_name = {item.name: item for item in self.items} | {item.file: item for item in self.items}
+        known = self.resolved()
+        added, missing = 0, 0
+        for where, group in zip(frame["path"], frame["group"]):
+            item = by_name.get(where)
+            if item is None:
+                missing += 1
+                continue
+            name = canonical(taxonomy, group, "coarse")
+            if name is None:
+                raise UserError(f"--groups {path}: {group!r} ({where}) is not a group of taxonomy {taxonomy.name}: "
+                                f"use one of {', '.join(taxonomy.coarse)}")  # fmt: skip
+            if known.get(item.key) is not None and known[item.key].coarse is not None:
+                continue
+            self.store.add(Answer(item.key, item.file, item.box, "coarse", "coarse", [], name, name, None,
+                                  "catalogue", "catalogue"))  # fmt: skip
+            added += 1
+        if missing:
+            log.warning("--groups %s: %d rows name no image of the pool (left out)", path, missing)
+        if added:
+            self.rerank()
+        return added
 
     def status(self) -> dict:
         rows = self.store.rows()

@@ -28,9 +28,7 @@ log = logging.getLogger(__name__)
 CHUNK_SECONDS = 10.0  # finished images reach disk at least this often (and every ``chunk`` images)
 
 
-def label_photos(
-    paths: list[str], models: list[str], options: LabelConfig, detect: DetectConfig | None = None
-) -> dict:
+def label_photos(paths: list[str], models: list[str], options: LabelConfig, detect: DetectConfig | None = None) -> dict:
     """Label every image under ``paths`` not yet in ``options.out`` with the ``models`` (soft voting).
 
     ``options`` are the ``label.*`` settings; ``detect`` replaces the first model's saved detection settings.

@@ -59,9 +59,7 @@ class Servable(nn.Module):
         return tuple(probs[h] for h in self.heads)
 
 
-def export_onnx(
-    model: str | Path, out: str | Path, views: str = "", tta_shift: int | None = None
-) -> tuple[Path, Path]:
+def export_onnx(model: str | Path, out: str | Path, views: str = "", tta_shift: int | None = None) -> tuple[Path, Path]:
     """Write ``<out>/<run name>.onnx`` and its ``.json``, with the test-time views ``hierarchy label`` would use
     (``views`` and ``tta_shift`` as in ``resolve_views``; "" = the labelling default). Returns both paths."""
     state = load_checkpoint(model)

@@ -63,6 +63,7 @@ def build_app(
     models: list[str], labels: str | None = None, db: str | None = None, token: str = "", device: str = "auto",
     max_upload_mb: float = 20.0, max_pixels: int = 50_000_000, crop: str = "", detect: DetectConfig | None = None,
     precision: str = "fp32", pool: list[str] | None = None, queue_settings: list[str] | None = None,
+    groups: str | None = None,
 ) -> FastAPI:  # fmt: skip
     """The app with its models loaded (once, here), its labels file read and its corrections database open; with
     ``pool``, the question queue over it (answers in ``db``, else beside the pool) scored by its current model."""
@@ -75,7 +76,7 @@ def build_app(
     state = ServeState(models, Predictor(labeler), store, table, db_path, token, max_upload_mb, max_pixels)
     if pool:
         state.pool = open_pool(models, pool, Path(db) if db else default_pool_db(pool), queue_settings or [], device,
-                               precision)  # fmt: skip
+                               precision, groups)  # fmt: skip
 
     app = FastAPI(title="hierarchy", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.serve = state
@@ -88,9 +89,10 @@ def build_app(
     return app
 
 
-def open_pool(models: list[str], pool: list[str], db: Path, settings: list[str], device: str, precision: str):
+def open_pool(models: list[str], pool: list[str], db: Path, settings: list[str], device: str, precision: str,
+              groups: str | None = None) -> PoolState:  # fmt: skip
     """The queue scored by the current version, and the retrainer that makes new ones (and re-ranks after)."""
-    queue = open_queue(models, pool, db, queue_options(settings), device, precision)
+    queue = open_queue(models, pool, db, queue_options(settings), device, precision, groups)
 
     def swap(record: dict) -> None:
         if record.get("accepted"):

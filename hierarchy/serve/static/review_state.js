@@ -3,7 +3,8 @@
 // window.hx.review, loaded in this order by review.html:
 //   review_state.js      this file: elements, state, address, names
 //   review_grid.js       the cards: drawing them, the selection, the inspector bar, the mouse
-//   review_typeahead.js  the type-ahead box that sets any label by typing part of its name
+//   review_typeahead.js  the type-ahead box that sets any label by typing part of its name (the box itself is
+//                        typeahead.js, loaded before it and shared with the Label page)
 //   review_keys.js       the keyboard map
 //   review.js            start-up, fetching rows, the pager, saving corrections, the toolbar
 // Each file takes what earlier files made at its top; a call written R.name() goes to a later file.
