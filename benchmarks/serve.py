@@ -7,8 +7,9 @@ reviewers correcting at once — each against what a user would do without it, i
    the first page, the next page, a filtered page and the last page (60 rows each; median of repeats).
 3. Sustained use: 8 client threads correcting random rows for 60 s; corrections per second, latency, and the
    database counted afterwards: every acknowledged correction there once, none lost, none twice.
-Also saves screenshots of the two pages (headless Chromium, when installed): serve_photo.png (a product shot),
-serve_photo_people.png (a street photo, people found by stage one), serve_review.png.
+Also saves screenshots of the pages (headless Chromium, when installed): serve_photo.png (a product shot),
+serve_photo_people.png (a street photo, people found by stage one), serve_review.png, serve_label.png (the Label
+page mid-session, after a Train on my answers).
 
 The model is the README's default job (the newest artifacts/fine run) unless --model says otherwise; the photos
 are Fashion-MNIST test images written as PNG files, labelled by that model.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -212,11 +214,68 @@ def screenshots(model: str, labels: Path, photo: Path, work: Path) -> list[str]:
         body.send_keys("2")  # the first card: the model's second choice, a correction as a reviewer makes it
         time.sleep(1.0)  # thumbnails load lazily
         driver.save_screenshot(str(RESULTS / "serve_review.png"))
-        saved = ["serve_photo.png", "serve_photo_people.png", "serve_review.png"]
+        saved = ["serve_photo.png", "serve_photo_people.png", "serve_review.png", label_screenshot(driver, model, work)]
     finally:
         driver.quit()
         server.stop()
     return saved
+
+
+def label_screenshot(driver, model: str, work: Path) -> str:
+    """The Label page at 1280x900 mid-session: a pool of 28 px Fashion-MNIST test images, a dozen questions answered
+    truly (from the test labels) with the keys, a short Train on my answers, then more until a "no" brings its
+    choose on screen."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    images = read_idx(find_file("t10k-images-idx3-ubyte", "")).numpy()
+    truth = read_idx(find_file("t10k-labels-idx1-ubyte", "")).numpy()
+    pool = work / "pool28"
+    pool.mkdir(parents=True, exist_ok=True)
+    for i in range(200):
+        Image.fromarray(images[i]).save(pool / f"item{i:05d}.png")
+    server = ServerProcess("--model", model, "--pool", str(pool), "--db", str(work / "label_shot.sqlite"),
+                           "queue.retrain_min_steps=20", "queue.retrain_max_steps=20", threads=None)  # fmt: skip
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900,
+                                                                  "deviceScaleFactor": 1, "mobile": False})  # fmt: skip
+    wait = WebDriverWait(driver, 600)
+    page = lambda script: driver.execute_script(f"return window.hx.label.{script}")  # noqa: E731
+
+    def answer_truly() -> None:
+        q, info, before = page("state.current"), page("state.info"), page("state.seq")
+        fine = info["names"]["fine"][truth[int(Path(q["name"]).stem[4:])]]  # the taxonomy's order is the labels'
+        body = driver.find_element(By.TAG_NAME, "body")
+        if q["kind"] == "confirm":
+            body.send_keys("y" if q["shown"][0] == fine else "n")
+        elif q["kind"] == "coarse":
+            body.send_keys(str(q["shown"].index(info["parents"][fine]) + 1))
+        elif fine in q["shown"]:
+            body.send_keys(str(q["shown"].index(fine) + 1))
+        else:  # none of these: type it
+            body.send_keys("0")
+            wait.until(lambda d: d.find_element(By.ID, "typeahead-input").is_displayed())
+            driver.find_element(By.ID, "typeahead-input").send_keys(fine, Keys.ENTER)
+        wait.until(lambda d: page("state.seq") > before)
+        time.sleep(0.3)
+
+    try:
+        driver.get(f"http://127.0.0.1:{server.port}/label")
+        wait.until(lambda d: page("state.current"))
+        for _ in range(12):
+            answer_truly()
+        driver.find_element(By.TAG_NAME, "body").send_keys("t")
+        # accepted or kept aside (the answers held back decide): the page says which
+        wait.until(lambda d: re.match(r"v001 (is now current|kept aside)", d.find_element(By.ID, "retrain-state").text))
+        for _ in range(40):
+            if page("state.after") and len(page("state.current.shown")) > 1:  # a "no", then a choose among a few
+                break
+            answer_truly()
+        time.sleep(1.0)
+        driver.save_screenshot(str(RESULTS / "serve_label.png"))
+    finally:
+        server.stop()
+    return "serve_label.png"
 
 
 def main() -> None:

@@ -24,10 +24,12 @@
   /** "a Shirt", "an Ankle boot": the confirm reads as a sentence. */
   const withArticle = (name) => `${/^[aeiou]/i.test(name) ? "an" : "a"} ${name}`;
 
+  /** The question in words; after a "no", the guess it ruled out on a line of its own above it. */
   function words(q) {
-    if (q.kind === "confirm") return `Is this ${withArticle(q.shown[0])}?`;
-    if (q.kind === "choose") return state.after ? `Not ${withArticle(state.after)}. Which is it?` : "Which is it?";
-    return "Which group?";
+    if (q.kind === "confirm") return [`Is this ${withArticle(q.shown[0])}?`];
+    if (q.kind === "coarse") return ["Which group?"];
+    const after = state.after ? el("span", { class: "ruled-out", text: `Not ${withArticle(state.after)}.` }) : null;
+    return [after, "Which is it?"];
   }
 
   function note(q) {
@@ -94,7 +96,7 @@
     ui.image.alt = q.name;
     ui.itemName.textContent = q.name;
     ui.itemName.parentElement.title = q.name;
-    ui.words.textContent = words(q);
+    ui.words.replaceChildren(...words(q).filter(Boolean));
     ui.note.textContent = note(q);
     ui.choices.replaceChildren(...choiceButtons(q));
     Object.assign(ui.question.dataset, { item: q.item, kind: q.kind, model: q.model, seq: String(state.seq) });
