@@ -235,3 +235,25 @@ def test_catalogue_groups_are_free_answers_never_asked(tmp_path, pool, folder_ru
     groups.write_text("path,group\na/1.png,hats\n")
     assert "not a group" in refused(capsys, monkeypatch, *words[:-4], "--db", str(tmp_path / "b.sqlite"), "--groups",
                                     str(groups))  # fmt: skip
+
+
+def test_an_image_with_its_group_is_asked_its_fine_label_after_the_next_ranking(tmp_path, pool, folder_runs):
+    from fastapi.testclient import TestClient
+
+    from hierarchy.active.queue import RERANK_EVERY
+    from hierarchy.serve import build_app
+
+    app = build_app([str(folder_runs["fine"])], pool=[str(pool)], db=str(tmp_path / "a.sqlite"), device="cpu",
+                    queue_settings=["queue.kinds=coarse,choose"])  # fmt: skip
+    with TestClient(app) as client:
+        questions = client.get("/api/queue/next", params={"n": RERANK_EVERY + 5}).json()["questions"]
+        first = questions[0]
+        for q in questions[:RERANK_EVERY]:
+            answer = "top" if q["kind"] == "coarse" else q["shown"][0]
+            assert client.post("/api/answers", json={**q, "answer": answer}).status_code == 200
+        grouped = [q["item"] for q in questions[:RERANK_EVERY] if q["kind"] == "coarse"]
+        assert grouped and first["item"] in grouped
+        later = {q["item"]: q for q in client.get("/api/queue/next", params={"n": 50}).json()["questions"]}
+        asked_again = [later[item] for item in grouped if item in later]
+        assert asked_again and all(q["kind"] == "choose" for q in asked_again)
+        assert all(set(q["shown"]) <= {"T-shirt/top", "Pullover", "Shirt"} for q in asked_again)  # inside "top"

@@ -23,6 +23,7 @@ from hierarchy.infer.classifier import TorchClassifiers
 from hierarchy.infer.decode import group_matrix
 
 log = logging.getLogger(__name__)
+RERANK_EVERY = 20  # answers between re-rankings (in the page's GET, never in an answer's POST)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Queue:
         self.classifiers: TorchClassifiers | None = None
         self.order: list[int] = []  # rows of scored, best question first
         self.questions: Questions | None = None
+        self.ranked_with = 0  # answers the ranking knew (they are stored in order: the rest came since)
 
     # --- the model's view ---------------------------------------------------------------------------------------
 
@@ -83,14 +85,15 @@ class Queue:
     def rerank(self, scored: Scored | None = None) -> None:
         """Questions for every readable item whose fine label is not settled, ranked by the rule; the scores, the
         questions and their order change together."""
-        scored, resolved = scored or self.scored, self.resolved()
+        rows = self.store.rows()
+        scored, resolved = scored or self.scored, self.resolved(rows)
         keys = [self.items[k].key for k in scored.index.tolist()]
         known = self.known(keys, resolved)
         open_ = torch.tensor([resolved.get(key) is None or resolved[key].fine is None for key in keys])
         questions = ask(scored.fine, self.taxonomy, self.options, known)
         order = ranked(questions, open_)
         with self.lock:
-            self.scored, self.questions, self.order = scored, questions, order
+            self.scored, self.questions, self.order, self.ranked_with = scored, questions, order, len(rows)
 
     def snapshot(self) -> tuple[Scored, Questions, list[int]]:
         with self.lock:
@@ -129,7 +132,10 @@ class Queue:
     def next(self, n: int = 1, skip: set[str] = frozenset()) -> list[dict]:
         """The next ``n`` questions, leaving out items answered since the last ranking and those in ``skip``
         (shown in this browser already)."""
-        answered = {row["item"] for row in self.store.rows()}
+        rows = self.store.rows()
+        if len(rows) - self.ranked_with >= RERANK_EVERY:  # groups and "no"s answered since narrow new questions
+            self.rerank()
+        answered = {row["item"] for row in rows[self.ranked_with :]}
         view = self.snapshot()
         scored, _, order = view
         found = []
