@@ -1,6 +1,7 @@
 """Command line: ``hierarchy run --stage coarse|fine|detect|all``, ``hierarchy eval --model RUN``,
 ``hierarchy detect PATH... --out FILE``, ``hierarchy label PATH... --model RUN --out FILE``,
-``hierarchy audit --stage fine``, ``hierarchy serve --model RUN [--labels FILE]``,
+``hierarchy audit --stage fine``, ``hierarchy serve --model RUN [--labels FILE] [--pool PHOTOS]``,
+``hierarchy suggest --model RUN --pool PHOTOS --budget N --out queue.csv``, ``hierarchy retrain --model RUN --db FILE``,
 ``hierarchy corrections export --db FILE --out manifest.csv``.
 
 Sub-commands live in one dispatch table; mistakes a user can fix print one line and exit with status 2.

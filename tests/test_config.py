@@ -237,6 +237,8 @@ REFUSED = [  # a command line, the setting it would ignore, one key it reads
     (["calibrate", "--model", "RUN", "train.lr=0.1"], "train.lr", "data.*"),
     (["label", "photos", "--model", "RUN", "--out", "o.csv", "data.root=x"], "data.root", "detect.*"),
     (["detect", "photos", "train.lr=0.1", "--out", "o.csv"], "train.lr", "detect.*"),
+    (["serve", "--model", "RUN", "detect.conf=0.3"], "detect.conf", "queue.*"),
+    (["suggest", "--model", "RUN", "--budget", "5", "--out", "q.csv", "train.lr=1"], "train.lr", "queue.*"),
 ]  # fmt: skip
 
 
@@ -251,7 +253,7 @@ def test_a_command_refuses_a_setting_it_would_ignore_naming_what_it_reads(argv, 
 
 @pytest.mark.parametrize(
     "argv",
-    [["serve", "--model", "RUN", "detect.conf=0.3"], ["export", "--model", "RUN", "model.tta_shift=1"],
+    [["export", "--model", "RUN", "model.tta_shift=1"],
      ["corrections", "export", "--db", "x.sqlite", "--out", "m.csv", "data.root=x"]],
 )  # fmt: skip
 def test_a_command_without_settings_refuses_every_one(argv, capsys):
