@@ -8,6 +8,7 @@ import gzip
 import importlib.util
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,24 @@ def coarse_and_fine(fmnist_root: Path, tmp_path_factory: pytest.TempPathFactory)
     hierarchy_here("run", "--stage", "fine", "--run-dir", str(base / "fine"), f"init_from={base / 'coarse'}",
                    "train.freeze_backbone_epochs=1", *tiny_overrides(fmnist_root, 2))  # fmt: skip
     return base
+
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium (Debian's, driven by Selenium) for the page tests, one per test module."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (CHROMIUM and DRIVER):
+        pytest.fail("the browser tests need Debian's chromium and chromium-driver: apt-get install chromium "
+                    "chromium-driver (bash .ci/setup does)")  # fmt: skip
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
+        options.add_argument(arg)
+    options.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()

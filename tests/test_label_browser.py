@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import sqlite3
 import time
@@ -15,9 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_image_folder
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
@@ -30,22 +27,7 @@ from hierarchy.serve.corrections import split_of
 
 pytestmark = pytest.mark.slow  # a trained model, server processes, retrains and a headless browser
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 QUICK_RETRAIN = ["queue.retrain_min_steps=5", "queue.retrain_max_steps=5"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (CHROMIUM and DRIVER):
-        pytest.fail("the browser tests need Debian's chromium and chromium-driver: apt-get install chromium "
-                    "chromium-driver (bash .ci/setup does)")  # fmt: skip
-    options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
-        options.add_argument(arg)
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,11 @@ with the keyboard and see it survive a reload and a server restart, export the c
 from __future__ import annotations
 
 import io
-import shutil
 
 import pandas as pd
 import pytest
 from conftest import BUS, labelled_folder
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
@@ -23,21 +20,6 @@ from benchmarks.serve_process import ServerProcess
 
 pytestmark = pytest.mark.slow  # a trained model, a server process and a headless browser
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (CHROMIUM and DRIVER):
-        pytest.fail("the browser tests need Debian's chromium and chromium-driver: apt-get install chromium "
-                    "chromium-driver (bash .ci/setup does)")  # fmt: skip
-    options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
-        options.add_argument(arg)
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,12 @@ comes from folding its answers in order (``resolve``), so a later answer wins an
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hierarchy.errors import UserError
+from hierarchy.database import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -69,14 +68,7 @@ class AnswerStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"{self.path} is not an answers database ({exc}): choose another --db") from None
+        self.db = open_database(self.path, SCHEMA, "an answers")
         self.lock = threading.Lock()
 
     def add(self, answer: Answer) -> int:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hierarchy.errors import UserError
+from hierarchy.database import open_database
 from hierarchy.paths import atomic_write
 
 SCHEMA = """
@@ -65,14 +64,7 @@ class CorrectionStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"{self.path} is not a corrections database ({exc}): choose another --db") from None
+        self.db = open_database(self.path, SCHEMA, "a corrections")
         self.lock = threading.Lock()
 
     def add(self, corrections: list[Correction]) -> None:
