@@ -16,8 +16,10 @@ fine-tuned on every answer so far, as *Train on my answers* does). Arms, over on
 (u) and (q) score a random 10,000 of the images not yet settled each round (plus every image with a partial answer),
 not the whole pool: the usual way to keep a round's scoring cheap, the same for both.
 
-Usage: python benchmarks/active_labeling.py [--quick] [--ratios 3,2,5,free]
-Writes benchmarks/results/active_labeling.{json,md,png}; --quick: a few small rounds to check the script.
+Usage: python benchmarks/active_labeling.py [--quick] [--ratios 3,2,5,free] [--signals]
+Writes benchmarks/results/active_labeling.{json,md,png}; --quick: a few small rounds to check the script;
+--signals: instead, which signals of the rule pay (active_labeling_signals.{json,md}, chosen on a check split
+held out of the pool, never on the test split).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from hierarchy.active.acquire import ranked, within_budget  # noqa: E402
 from hierarchy.active.questions import Known, ask, follow_up_candidates  # noqa: E402
 from hierarchy.active.retrain import fine_tune  # noqa: E402
 from hierarchy.active.score import accuracy, score  # noqa: E402
+from hierarchy.checkpoint import load_checkpoint  # noqa: E402
 from hierarchy.config import QueueConfig, load_config, to_dict  # noqa: E402
 from hierarchy.data import build_test, load_split  # noqa: E402
 from hierarchy.infer.classifier import TorchClassifiers  # noqa: E402
@@ -94,7 +97,11 @@ def training_set(pool, labels: Labels, parents: torch.Tensor):
 
 
 def first_state(taxonomy, device: torch.device, seed_set, work: Path, options: QueueConfig) -> dict:
-    """The first model every arm starts from: the default network from scratch, trained on the seed labels."""
+    """The first model every arm starts from: the default network from scratch, trained on the seed labels (kept
+    in ``work``: a later run with --reuse starts from the very same one)."""
+    trained = work / "first" / "checkpoints" / "best.pt"
+    if trained.exists():
+        return load_checkpoint(trained)
     cfg = load_config("fine")
     cfg.model = load_config("coarse").model  # the default job's network
     cfg.stage = "fine"
@@ -108,8 +115,10 @@ def first_state(taxonomy, device: torch.device, seed_set, work: Path, options: Q
 
 class Arm:
     def __init__(self, key: str, pool, test, taxonomy, options: QueueConfig, state: dict, seed: Labels, work: Path,
-                 device: torch.device) -> None:  # fmt: skip
+                 device: torch.device, spread: bool = True, also=None) -> None:  # fmt: skip
+        """``spread``: (q) takes turns between predicted classes; ``also``: a second split measured each round."""
         self.key, self.pool, self.test, self.taxonomy, self.options = key, pool, test, taxonomy, options
+        self.spread, self.also = spread, also
         self.state, self.work, self.device = state, work, device
         self.labels = Labels(dict(seed.fine), dict(seed.coarse), {}, seed.spent)
         self.parents = torch.tensor(taxonomy.parents)
@@ -192,7 +201,8 @@ class Arm:
                 known.excluded[k, f] = True
         questions = ask(probs, self.taxonomy, self.options, known)
         c = self.options
-        for k in within_budget(questions, ranked(questions), remaining):
+        order = ranked(questions) if self.spread else by_value(questions)
+        for k in within_budget(questions, order, remaining):
             i, truth, kind = int(pick[k]), int(self.truth_fine[int(pick[k])]), questions.kind_name(k)
             if kind == "confirm":
                 self.labels.spent += c.cost_confirm
@@ -234,7 +244,10 @@ class Arm:
         scores = score(self.classifier(), self.test)
         measured = accuracy(scores)
         group = (scores.probs["implied_coarse"].argmax(-1) == scores.targets["coarse"]).float().mean().item()
-        return {"fine_top1": measured["fine_top1"], "group_top1": round(group, 4)}
+        figures = {"fine_top1": measured["fine_top1"], "group_top1": round(group, 4)}
+        if self.also is not None:
+            figures["test_fine_top1"] = accuracy(score(self.classifier(), self.also))["fine_top1"]
+        return figures
 
 
 def run_setting(ratio: str, budgets, pool, test, taxonomy, state, seed: Labels, work: Path, device, arms,
@@ -257,6 +270,59 @@ def run_setting(ratio: str, budgets, pool, test, taxonomy, state, seed: Labels, 
             print(f"[{ratio}] {ARMS[key]} budget {budget}: {rows[-1]}", flush=True)
         curves[key] = rows
     return curves
+
+
+def by_value(questions) -> list[int]:
+    """Gain per cost alone, no turns between classes (the signals trial's arm without spreading)."""
+    usable = (torch.isfinite(questions.cost) & (questions.gain > 0)).nonzero().flatten()
+    return usable[questions.value[usable].argsort(descending=True)].tolist()
+
+
+SIGNALS = {  # the (q) variants of --signals: what each signal of the rule is worth
+    "default (entropy gain, coarse_worth 0.5, turns)": ({}, True),
+    "no turns between predicted classes": ({}, False),
+    "coarse only where it settles (coarse_worth 0)": ({"coarse_worth": 0.0}, True),
+    "coarse at its full entropy (coarse_worth 1)": ({"coarse_worth": 1.0}, True),
+}
+SIGNAL_BUDGETS = (600, 900, 1350, 2000, 3000, 4500)
+CHECK_IMAGES = 10_000
+
+
+def signals_trial(pool, test, taxonomy, device, work: Path, quick: bool) -> None:
+    """The (q) variants on a pool less CHECK_IMAGES training images held out as the check split that the choice
+    reads; the test split is reported beside it and no choice looks at it."""
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(5))
+    held = len(pool) // 6 if quick else CHECK_IMAGES
+    check, rest = pool.subset(order[:held].sort().values), pool.subset(order[held:].sort().values)
+    budgets = QUICK_BUDGETS if quick else SIGNAL_BUDGETS
+    seed_index = torch.randperm(len(rest), generator=torch.Generator().manual_seed(0))[:SEED_LABELS].tolist()
+    seed = Labels({i: int(rest.fine[i]) for i in seed_index}, spent=SEED_LABELS * 3.0)
+    state = first_state(taxonomy, device, training_set(rest, seed, torch.tensor(taxonomy.parents)), work, QueueConfig())
+    curves = {}
+    for name, (changes, spread) in SIGNALS.items():
+        options = QueueConfig(**changes)
+        arm = Arm("q", rest, check, taxonomy, options, state, seed, work / "signals" / str(len(curves)), device,
+                  spread, also=test)  # fmt: skip
+        rows = []
+        for round_, budget in enumerate(budgets):
+            arm.acquire(budget)
+            arm.retrain(round_ + 1)
+            rows.append({"budget": budget, "spent": round(arm.labels.spent, 1), **arm.measure()})
+            print(f"[signals] {name} {rows[-1]}", flush=True)
+        curves[name] = rows
+    table = [{"variant": name, **{f"check @{r['budget']}": r["fine_top1"] for r in rows},
+              "check mean": round(sum(r["fine_top1"] for r in rows) / len(rows), 4),
+              "test mean": round(sum(r["test_fine_top1"] for r in rows) / len(rows), 4)}
+             for name, rows in curves.items()]  # fmt: skip
+    out = ROOT / "benchmarks" / "results" / ("active_labeling_signals_quick" if quick else "active_labeling_signals")
+    out.with_suffix(".json").write_text(json.dumps({"cpu": cpu_kind(), "curves": curves}, indent=2))
+    text = (f"# Active labelling: which signals of the rule pay\n\n`python benchmarks/active_labeling.py --signals` on "
+            f"{time.strftime('%Y-%m-%d')}, {cpu_kind()}. (q) variants at fine:coarse 3 on the training split less "
+            f"{CHECK_IMAGES:,} images held out as the check split (fine top-1 there at each budget, and the mean over "
+            f"budgets); the test split's mean is beside it, read by no choice.\n\n"
+            + format_table(table, list(table[0])) + "\n")  # fmt: skip
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
 
 
 def cost_to_reach(rows: list[dict], target: float) -> float | None:
@@ -337,6 +403,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--ratios", default="3,2,5,free", help="sensitivity columns; 3 (the default) is always run")
     parser.add_argument("--work", default="", help="scratch folder for the rounds' checkpoints (default: a temp dir)")
+    parser.add_argument(
+        "--reuse",
+        default="",
+        help="a results JSON whose (r), (u), (h) curves at fine:coarse 3 to keep "
+        "(same budgets, seed and first model): only (q) and the sensitivity columns run again",
+    )
+    parser.add_argument("--signals", action="store_true", help="instead: the trial of the rule's signals (q variants)")
     args = parser.parse_args()
     configure_threads()
     device = torch.device("cpu")
@@ -347,6 +420,9 @@ def main() -> None:
     if args.quick:
         pool, test = pool.subset(torch.arange(6000)), test.subset(torch.arange(1000))
     work = Path(args.work or tempfile.mkdtemp(prefix="active_labeling_"))
+    if args.signals:
+        signals_trial(pool, test, taxonomy, device, work, args.quick)
+        return
     started = time.time()
     seed_index = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))[:SEED_LABELS].tolist()
     seed = Labels({i: int(pool.fine[i]) for i in seed_index})
@@ -356,13 +432,16 @@ def main() -> None:
     results = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_kind(), "machine": platform.machine(),
                "budgets": list(budgets), "seed_labels": SEED_LABELS, "candidates": CANDIDATES,
                "settings": {}}  # fmt: skip
+    kept = json.loads(Path(args.reuse).read_text())["settings"]["3"] if args.reuse else {}
     for ratio in ratios:
         # the fine-only arms' curves at another fine cost are the default run's, rescaled
-        arms = ["r", "u", "h", "q"] if ratio == "3" else ["h", "q"]
+        arms = [a for a in ("r", "u", "h", "q") if a not in kept] if ratio == "3" else ["h", "q"]
         # the sensitivity columns: budgets up to SENSITIVITY_MAX, each arm stopping once it reaches the top target
         part = budgets if ratio == "3" else tuple(b for b in budgets if b <= SENSITIVITY_MAX) or budgets
         stop = 0.0 if ratio == "3" else TARGETS[-1]
         curves = run_setting(ratio, part, pool, test, taxonomy, state, seed, work, device, arms, stop)
+        if ratio == "3":
+            curves = {k: kept[k] if k in kept else curves[k] for k in ("r", "u", "h", "q")}
         if ratio != "3":
             factor = costs(ratio).cost_fine / 3.0
             curves = {k: rescaled(results["settings"]["3"][k], factor) for k in ("r", "u")} | curves

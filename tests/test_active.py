@@ -72,12 +72,16 @@ def test_coarse_question_where_the_group_settles_it_and_never_when_free_or_not_a
         ask(p, TAXONOMY, QueueConfig(kinds="confirm,guess"))
 
 
-def test_batches_take_turns_between_predicted_classes_and_keep_to_the_budget():
-    # ten near-identical Shirt look-alikes outrank two others by gain; a batch of four still spreads
-    p = probs(*[{"Shirt": 0.45, "T-shirt/top": 0.4}] * 10, {"Bag": 0.5, "Sandal": 0.45}, {"Coat": 0.5, "Dress": 0.4})
+def test_no_predicted_class_floods_a_batch_and_the_budget_holds():
+    # ten near-identical Shirt look-alikes outrank the rest by gain per cost; a batch still takes the others in
+    p = probs(*[{"Shirt": 0.45, "T-shirt/top": 0.4}] * 10, {"Bag": 0.4, "Sandal": 0.35}, {"Coat": 0.4, "Dress": 0.3},
+              {"Trouser": 0.97})  # fmt: skip
     q = ask(p, TAXONOMY, QueueConfig(free_coarse=True))
+    assert float(q.value[0]) > float(q.value[10]) > float(q.value[12])
     order = ranked(q)
-    assert {int(q.guess[i]) for i in order[:3]} == {FINE["Shirt"], FINE["Bag"], FINE["Coat"]}
+    first = [TAXONOMY.fine[int(q.guess[i])] for i in order[:5]]
+    assert first.count("Shirt") <= 3 and {"Bag", "Coat"} <= set(first)
+    assert order[-1] == 12 or "Trouser" not in first  # an easy class is not forced in
     chosen = within_budget(q, order, 2.5)
     assert sum(float(q.cost[i]) for i in chosen) <= 2.5 < sum(float(q.cost[i]) for i in order[: len(chosen) + 1])
     allowed = torch.zeros(len(p), dtype=torch.bool)

@@ -10,12 +10,14 @@ Three kinds of question, each about the image's fine label:
   costs k confirms (reading each), at most a fine label, plus a fine label times the chance of "none";
 - *coarse*: the group alone, at ``cost_coarse``; never when the group is known or coarse labels are free.
 
-Gain is the image's fine uncertainty the answer settles, in nats, from the calibrated probabilities: a confirm or a
-choose settles all of H(fine), at different expected costs (a confirm is cheap when the guess is likely, a choose
-when it is not); a group settles it where the group has one fine label, and elsewhere is worth its own entropy
-H(coarse) times ``queue.coarse_worth`` (a group teaches the fine head only through the group-constrained
-pseudo-labels). The rule asks, per image, the kind with the most gain per expected cost. What is already known
-narrows the probabilities first: a known group keeps its own fine labels, a "no" removes its guess.
+Gain is how much the model can learn from the image's fine label: its uncertainty, one minus the margin between
+its two likeliest fine labels (calibrated, narrowed by what is known), the signal of margin sampling. A confirm
+and a choose both settle the fine label, at different expected costs: a confirm is cheap when the guess is likely,
+a choose when it is not. A group settles it where the group has one fine label; elsewhere it counts for the share of
+the fine entropy that lies between groups, times ``queue.coarse_worth`` (a group teaches the fine head only through
+the group-constrained pseudo-labels). The rule asks, per image, the kind with the most gain per expected cost, and
+ranks images by that ratio, so an uncertain image is asked in the cheapest way that settles it. What is already
+known narrows the probabilities first: a known group keeps its own fine labels, a "no" removes its guess.
 """
 
 from __future__ import annotations
@@ -105,25 +107,26 @@ def ask(fine: torch.Tensor, taxonomy: Taxonomy, options: QueueConfig, known: Kno
     # after a "no": the same rule over the labels left, renormalised
     rest = sorted_p[:, 1:] / (1 - top[:, None]).clamp_min(1e-12)
     rest_size, rest_held = choice_sets(rest, options, n_fine - 1, smallest=1)
+    uncertainty = 1 - (sorted_p[:, 0] - sorted_p[:, 1]) if n_fine > 1 else torch.zeros(n)
     h_fine = entropy(p)
     coarse_p = p @ group_matrix(taxonomy)
-    h_coarse = entropy(coarse_p)
+    between_groups = (entropy(coarse_p) / h_fine.clamp_min(1e-6)).clamp(0, 1)
 
     gain = torch.full((n, len(KINDS)), 0.0)
     cost = torch.full((n, len(KINDS)), float("inf"))
     if "confirm" in kinds:
         follow_up = choice_cost(rest_size, rest_held, options)
-        gain[:, 0], cost[:, 0] = h_fine, options.cost_confirm + (1 - top) * follow_up
+        gain[:, 0], cost[:, 0] = uncertainty, options.cost_confirm + (1 - top) * follow_up
     if "choose" in kinds:
-        gain[:, 1], cost[:, 1] = h_fine, choice_cost(size, held, options)
+        gain[:, 1], cost[:, 1] = uncertainty, choice_cost(size, held, options)
     if "coarse" in kinds and not options.free_coarse:
         unknown = known.coarse < 0
         only_child = group_matrix(taxonomy).sum(0) == 1  # (C,) groups of one fine label
         settles = (coarse_p * only_child).sum(-1)  # the chance the group answer is the fine label too
-        worth = settles * h_fine + (1 - settles) * h_coarse * options.coarse_worth
-        gain[:, 2] = torch.where(unknown, worth, torch.zeros_like(h_coarse))
+        worth = uncertainty * (settles + (1 - settles) * between_groups * options.coarse_worth)
+        gain[:, 2] = torch.where(unknown, worth, torch.zeros_like(worth))
         cost[:, 2] = torch.where(
-            unknown, torch.full_like(h_coarse, options.cost_coarse), torch.full_like(h_coarse, float("inf"))
+            unknown, torch.full_like(worth, options.cost_coarse), torch.full_like(worth, float("inf"))
         )
     value = gain / cost
     best = value.argmax(-1)
