@@ -6,6 +6,8 @@ default job's network (its accuracy does not matter here: a retrain's time depen
 and a simulated annotator who answers each question from the true label over HTTP. It answers 300 questions,
 starts *Train on my answers*, keeps answering while the retrain runs, and records the time of every answer's POST
 (the server stores it, synced, before it replies) before and during the retrain, and the retrain's own time.
+While the retrain runs the annotator answers one question every quarter second (a brisk human answers about one a
+second).
 
 Usage: python benchmarks/queue_retrain.py [--answers 300] [--work DIR]
 Writes benchmarks/results/queue_retrain.{json,md}.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -66,8 +69,11 @@ def answer_for(question: dict, truth: dict[str, str], parents: dict[str, str]) -
     return {"item": question["item"], "kind": kind, "answer": answer, "shown": shown, "seconds": 1.0}
 
 
-def answer_some(server: ServerProcess, n: int, truth: dict, parents: dict, until=None) -> list[float]:
-    """Answer ``n`` questions (or until ``until()`` is true), a "no" followed by its choose; POST times in ms."""
+def answer_some(
+    server: ServerProcess, n: int, truth: dict, parents: dict, until=None, pace: float = 0.0
+) -> list[float]:
+    """Answer ``n`` questions (or until ``until()`` is true), a "no" followed by its choose, one every ``pace``
+    seconds at most; POST times in ms."""
     times: list[float] = []
     while len(times) < n and not (until and until()):
         status, body = server.get("/api/queue/next?n=5")
@@ -78,6 +84,7 @@ def answer_some(server: ServerProcess, n: int, truth: dict, parents: dict, until
                 started = time.perf_counter()
                 status, reply = server.post_json("/api/answers", answer_for(question, truth, parents))
                 times.append((time.perf_counter() - started) * 1000)
+                time.sleep(pace)
                 if status != 200:
                     raise SystemExit(f"answer refused: {reply}")
                 question = reply.get("follow_up")
@@ -105,9 +112,8 @@ def main() -> None:
     taxonomy = load_taxonomy("fashion_mnist")
     parents = dict(zip(taxonomy.fine, (taxonomy.coarse[p] for p in taxonomy.parents)))
     db = work / "answers.sqlite"
-    for stale in work.glob("answers*"):
-        if stale.is_file():
-            stale.unlink()
+    for stale in work.glob("answers*"):  # a fresh queue: no answers, no versions
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     server = ServerProcess("--model", str(model / "fine"), "--pool", str(work / "pool"), "--db", str(db), threads=None)
     try:
         before = answer_some(server, args.answers, truth, parents)
@@ -118,11 +124,17 @@ def main() -> None:
         def finished() -> bool:
             return not server.get("/api/queue/status")[1]["retrain"]["running"]
 
-        during = answer_some(server, 10_000, truth, parents, until=finished)
+        # a brisk annotator: one answer every quarter second while the retrain runs
+        during = answer_some(server, 10_000, truth, parents, until=finished, pace=0.25)
         while not finished():
             time.sleep(0.5)
         wall = time.perf_counter() - clock
-        status_body = server.get("/api/queue/status")[1]
+        for _ in range(240):  # the server loads the new version and re-ranks the pool with it
+            status_body = server.get("/api/queue/status")[1]
+            if status_body["model"] != "v000" or not status_body["retrain"]["last"]["accepted"]:
+                break
+            time.sleep(0.5)
+        swapped = time.perf_counter() - clock
     finally:
         server.stop()
     record = json.loads((work / "answers.models" / started["version"] / "version.json").read_text())
@@ -131,7 +143,8 @@ def main() -> None:
         "answers_before": summary(before), "answers_during": summary(during) if during else None,
         "retrain": {"version": record["version"], "trained_on": record["trained_on"], "held_back": record["held_back"],
                     "seconds_in_child": record["seconds"], "wall_s": round(wall, 1), "accepted": record["accepted"],
-                    "check": record["check"], "model_after": status_body["model"]},
+                    "check": record["check"], "model_after": status_body["model"],
+                    "new_questions_after_s": round(swapped, 1)},
     }  # fmt: skip
     out = ROOT / "benchmarks" / "results"
     (out / "queue_retrain.json").write_text(json.dumps(results, indent=2))
@@ -144,7 +157,8 @@ def main() -> None:
             f"Retrain from {retrain['trained_on'] + retrain['held_back']} answered images ({retrain['trained_on']} "
             f"trained on, {retrain['held_back']} held back): **{retrain['wall_s']} s** from the click to the new "
             f"version checked ({retrain['seconds_in_child']} s in the child process); accepted: {retrain['accepted']}; "
-            f"the page's model afterwards: {retrain['model_after']}.\n\nPOST /api/answers (stored and synced before "
+            f"the page's model afterwards: {retrain['model_after']}, asking from it "
+            f"{retrain['new_questions_after_s']} s after the click.\n\nPOST /api/answers (stored and synced before "
             f"the reply), measured by the client:\n\n" + format_table(rows, list(rows[0])) + "\n")  # fmt: skip
     (out / "queue_retrain.md").write_text(text, encoding="utf-8")
     print(text)
