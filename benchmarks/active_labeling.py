@@ -56,7 +56,7 @@ from hierarchy.taxonomy import load_taxonomy  # noqa: E402
 SEED_LABELS = 100
 BUDGETS = (600, 900, 1350, 2000, 3000, 4500, 6750, 10000, 15000, 22500)
 QUICK_BUDGETS = (450, 600)
-SENSITIVITY_MAX = 10000
+SENSITIVITY_MAX = 6750
 CANDIDATES = 10_000
 TARGETS = (0.85, 0.88, 0.90)
 FLAT = {"train.loss_weights": {"coarse": 0.0, "fine": 1.0}, "hierarchy.rule": "flat"}
@@ -257,7 +257,7 @@ def run_setting(ratio: str, budgets, pool, test, taxonomy, state, seed: Labels, 
     curves = {}
     for key in arms:
         arm = Arm(key, pool, test, taxonomy, options, state, seed, work / ratio / key, device)
-        rows = [{"budget": seed.spent, "spent": seed.spent, **arm.measure(), "fine_labels": SEED_LABELS,
+        rows = [{"budget": int(seed.spent), "spent": seed.spent, **arm.measure(), "fine_labels": SEED_LABELS,
                  "coarse_labels": 0, "asked": {}, "train_s": 0}]  # fmt: skip
         for round_, budget in enumerate(b for b in budgets if b > seed.spent):
             if stop_at and rows[-1]["fine_top1"] >= stop_at:
@@ -343,7 +343,7 @@ def report(results: dict) -> str:
     default = results["settings"]["3"]
     rows = []
     for k, budget in enumerate(row["budget"] for row in default["r"]):
-        entry = {"budget": budget}
+        entry = {"budget": int(budget)}
         for key, curve in default.items():
             if k < len(curve):
                 entry[ARMS[key]] = curve[k]["fine_top1"]
@@ -353,7 +353,7 @@ def report(results: dict) -> str:
     q = default.get("q", [])
     if q:
         lines.append("\n### What (q) asked, cumulative\n")
-        asked = [{"budget": r["budget"], "spent": r["spent"], **r["asked"], "fine labels": r["fine_labels"],
+        asked = [{"budget": int(r["budget"]), "spent": r["spent"], **r["asked"], "fine labels": r["fine_labels"],
                   "coarse labels": r["coarse_labels"]} for r in q]  # fmt: skip
         columns = ["budget", "spent", *sorted({k for r in q for k in r["asked"]}), "fine labels", "coarse labels"]
         lines.append(format_table(asked, columns))
@@ -409,8 +409,12 @@ def main() -> None:
         help="a results JSON whose (r), (u), (h) curves at fine:coarse 3 to keep "
         "(same budgets, seed and first model): only (q) and the sensitivity columns run again",
     )
+    parser.add_argument("--report", default="", help="only write the .md and .png again from this results JSON")
     parser.add_argument("--signals", action="store_true", help="instead: the trial of the rule's signals (q variants)")
     args = parser.parse_args()
+    if args.report:
+        save(json.loads(Path(args.report).read_text()), args.quick)
+        return
     configure_threads()
     device = torch.device("cpu")
     cfg = load_config("fine")
@@ -432,7 +436,8 @@ def main() -> None:
     results = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_kind(), "machine": platform.machine(),
                "budgets": list(budgets), "seed_labels": SEED_LABELS, "candidates": CANDIDATES,
                "settings": {}}  # fmt: skip
-    kept = json.loads(Path(args.reuse).read_text())["settings"]["3"] if args.reuse else {}
+    earlier = json.loads(Path(args.reuse).read_text())["settings"]["3"] if args.reuse else {}
+    kept = {k: earlier[k] for k in ("r", "u", "h") if k in earlier}  # (q) always runs: it is what is measured
     for ratio in ratios:
         # the fine-only arms' curves at another fine cost are the default run's, rescaled
         arms = [a for a in ("r", "u", "h", "q") if a not in kept] if ratio == "3" else ["h", "q"]
@@ -442,6 +447,8 @@ def main() -> None:
         curves = run_setting(ratio, part, pool, test, taxonomy, state, seed, work, device, arms, stop)
         if ratio == "3":
             curves = {k: kept[k] if k in kept else curves[k] for k in ("r", "u", "h", "q")}
+            if kept:
+                results["note"] = f"{', '.join(kept)} from {args.reuse} (same seed labels and first model)"
         if ratio != "3":
             factor = costs(ratio).cost_fine / 3.0
             curves = {k: rescaled(results["settings"]["3"][k], factor) for k in ("r", "u")} | curves
@@ -461,7 +468,8 @@ def save(results: dict, quick: bool) -> None:
     kept = earlier[earlier.index(FINDINGS) :] if FINDINGS in earlier else ""
     head = (f"# Active labelling: cost to reach a fine top-1 (Fashion-MNIST, simulated annotator)\n\n"
             f"`python benchmarks/active_labeling.py` on {results['date']}, {results['cpu']}, "
-            f"{results['minutes']} min\n\n![curves]({name}.png)\n\n")  # fmt: skip
+            f"{results['minutes']} min{'; ' + results['note'] if results.get('note') else ''}\n\n"
+            f"![curves]({name}.png)\n\n")  # fmt: skip
     md.write_text(head + report(results) + "\n\n" + kept, encoding="utf-8")
 
 
