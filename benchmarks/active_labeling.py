@@ -409,6 +409,8 @@ def main() -> None:
         help="a results JSON whose (r), (u), (h) curves at fine:coarse 3 to keep "
         "(same budgets, seed and first model): only (q) and the sensitivity columns run again",
     )
+    parser.add_argument("--add", default="", help="with --reuse: only these sensitivity columns (e.g. 5,2), added to "
+                        "the reused results, every arm at fine:coarse 3 kept")
     parser.add_argument("--report", default="", help="only write the .md and .png again from this results JSON")
     parser.add_argument("--signals", action="store_true", help="instead: the trial of the rule's signals (q variants)")
     args = parser.parse_args()
@@ -433,11 +435,16 @@ def main() -> None:
     seed_set = training_set(pool, seed, torch.tensor(taxonomy.parents))
     state = first_state(taxonomy, device, seed_set, work, QueueConfig())
     ratios = ["3", *[r for r in args.ratios.split(",") if r and r != "3"]]
+    if args.add:  # columns added to a finished run: its results, its first model (in --work), the same seed labels
+        ratios = [r for r in args.add.split(",") if r]
     results = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_kind(), "machine": platform.machine(),
                "budgets": list(budgets), "seed_labels": SEED_LABELS, "candidates": CANDIDATES,
                "settings": {}}  # fmt: skip
+    if args.add:
+        results = json.loads(Path(args.reuse).read_text())
     earlier = json.loads(Path(args.reuse).read_text())["settings"]["3"] if args.reuse else {}
     kept = {k: earlier[k] for k in ("r", "u", "h") if k in earlier}  # (q) always runs: it is what is measured
+    kept = earlier if args.add else kept
     for ratio in ratios:
         # the fine-only arms' curves at another fine cost are the default run's, rescaled
         arms = [a for a in ("r", "u", "h", "q") if a not in kept] if ratio == "3" else ["h", "q"]
