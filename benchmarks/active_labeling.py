@@ -409,8 +409,12 @@ def main() -> None:
         help="a results JSON whose (r), (u), (h) curves at fine:coarse 3 to keep "
         "(same budgets, seed and first model): only (q) and the sensitivity columns run again",
     )
-    parser.add_argument("--add", default="", help="with --reuse: only these sensitivity columns (e.g. 5,2), added to "
-                        "the reused results, every arm at fine:coarse 3 kept")
+    parser.add_argument(
+        "--add",
+        default="",
+        help="with --reuse: only these sensitivity columns (e.g. 5,2), added to "
+        "the reused results, every arm at fine:coarse 3 kept",
+    )
     parser.add_argument("--report", default="", help="only write the .md and .png again from this results JSON")
     parser.add_argument("--signals", action="store_true", help="instead: the trial of the rule's signals (q variants)")
     args = parser.parse_args()

@@ -157,8 +157,19 @@ def test_user_errors_are_one_line(fmnist_root, tmp_path, capsys, monkeypatch):
     )
 
 
-SUBCOMMANDS = ("run", "audit", "eval", "calibrate", "detect", "label", "export", "serve", "suggest", "retrain",
-               "corrections")
+SUBCOMMANDS = (
+    "run",
+    "audit",
+    "eval",
+    "calibrate",
+    "detect",
+    "label",
+    "export",
+    "serve",
+    "suggest",
+    "retrain",
+    "corrections",
+)
 
 
 def test_help_lists_subcommands_and_keys(capsys, monkeypatch):

@@ -212,8 +212,12 @@ def test_each_choice_list_is_written_once_and_read_everywhere():
     flags = {(command, a.option_strings[0]): a for command, a in parser_actions() if a.option_strings and a.choices}
     assert flags["run", "--stage"].choices == [*config.STAGES, "all"]
     assert flags["audit", "--stage"].choices == config.AUDITED and set(config.AUDITED) <= set(config.STAGES)
-    for command, flag, key in [("serve", "--crop", "label.crop"), ("serve", "--precision", "label.precision"),
-                               ("eval", "--precision", "label.precision"), ("export", "--views", "label.views")]:
+    for command, flag, key in [
+        ("serve", "--crop", "label.crop"),
+        ("serve", "--precision", "label.precision"),
+        ("eval", "--precision", "label.precision"),
+        ("export", "--views", "label.views"),
+    ]:
         assert flags[command, flag].choices == settings[key].metadata["choices"], (command, flag)  # fmt: skip
 
 

@@ -21,7 +21,6 @@ from benchmarks.serve_process import ServerProcess
 pytestmark = pytest.mark.slow  # a trained model, a server process and a headless browser
 
 
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, folder_runs):
     """A tiny fine model, photos labelled by it, and a server that also detects people in uploads."""
