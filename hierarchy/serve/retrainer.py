@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,11 +107,3 @@ class Retrainer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
-
-def wait_until(predicate: Callable[[], bool], seconds: float) -> bool:
-    end = time.time() + seconds
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
