@@ -43,6 +43,7 @@ from hierarchy.losses import class_weights, compute_loss, consistency_loss, grou
 from hierarchy.metrics import hierarchical_metrics, mean_class_accuracy
 from hierarchy.optim import Schedule, build_optimizer, build_scheduler
 from hierarchy.paths import atomic_write
+from hierarchy.precision import Precision, choose_precision, log_choice, restored
 from hierarchy.runner import autocast
 from hierarchy.taxonomy import Taxonomy
 from hierarchy.time_budget import TimeBudget
@@ -62,6 +63,11 @@ class Run:
     rank: int = 0
     world: int = 1
     resume: dict[str, Any] | None = None
+    precision: Precision | None = None  # chosen by ``fit`` at start-up (precision.py)
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision is not None and self.precision.bf16
 
 
 @dataclass
@@ -131,9 +137,9 @@ def train_one_epoch(
         targets = {k: v.to(device, non_blocking=True) for k, v in batch.targets.items()}
         x, n = to_model_input(images, channels_last), len(images)
         if unlabeled is not None:  # one forward for labelled + strongly augmented unlabelled images (as UDA does)
-            weak_logits, strong = uda_views(model, next(unlabeled).images.to(device), generator, cfg, device)
+            weak_logits, strong = uda_views(model, next(unlabeled).images.to(device), generator, cfg, device, run.bf16)
             x = torch.cat([x, to_model_input(strong, channels_last)])
-        with autocast(device, cfg.amp):
+        with autocast(device, run.bf16):
             out = model(x)
         logits = {head: value[:n] for head, value in out.items()}
         loss = compute_loss(logits, targets, cfg, step.weights, mix)
@@ -162,7 +168,7 @@ def validate(model: nn.Module, loader, run: Run, skips: SkipLog) -> dict[str, fl
     here (5x the cost every epoch); the final evaluation of the best checkpoint uses them."""
     cfg, taxonomy = run.cfg, run.taxonomy
     logits, targets, _ = predict(
-        model, loader, run.device, cfg.train.amp, cfg.model.channels_last, skips, cfg.model.tta_flip
+        model, loader, run.device, run.bf16, cfg.model.channels_last, skips, cfg.model.tta_flip
     )
     probs = decode_hierarchy(logits, taxonomy, cfg.hierarchy.rule, cfg.train.multilabel)
     out = {}
@@ -222,6 +228,7 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, hooks:
     step = Step(optimizer, build_scheduler(optimizer, tc, schedule), schedule, weights, hooks)
     if tc.balance and tc.balance not in heads:
         raise UserError(f"train.balance={tc.balance!r} is not a head of this model; heads: {sorted(heads)}")
+    run.precision = training_precision(model, run, batch_size)
     history: list[dict[str, float]] = []
     start_epoch, best = 0, -1.0
     if run.resume is not None:
@@ -286,6 +293,25 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, hooks:
     return {**state, "skipped": dict(skips.reasons)}
 
 
+def training_precision(model: nn.Module, run: Run, batch_size: int) -> Precision:
+    """The precision this run trains in: what its checkpoint recorded when it resumes, else a start-up measurement
+    (precision.py); under torchrun every process takes rank 0's choice, so all compute alike."""
+    precision = restored((run.resume or {}).get("precision"))
+    if precision is None:
+        cfg = run.cfg
+        if run.rank == 0:
+            precision = choose_precision(
+                model, run.device, batch_size, cfg.data.image_size, cfg.model.channels_last, cfg.train.amp
+            )
+        if run.world > 1:
+            chosen = [precision]
+            torch.distributed.broadcast_object_list(chosen, src=0)
+            precision = chosen[0]
+    if run.rank == 0:
+        log_choice(precision)
+    return precision
+
+
 def checkpoint_state(
     run: Run, model: nn.Module, step: Step, epoch: int, best: float, history: list[dict], heads: dict[str, int]
 ) -> dict[str, Any]:
@@ -295,7 +321,7 @@ def checkpoint_state(
         "stage": run.cfg.stage, "model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
         "scheduler": step.scheduler.state_dict(), "epoch": epoch, "epochs": step.schedule.epochs,
         "best_metric": best, "history": history, "config": to_dict(run.cfg), "taxonomy": run.taxonomy.to_dict(),
-        "heads": heads,
+        "heads": heads, "precision": run.precision.to_dict() if run.precision else None,
     }  # fmt: skip
     for hook in step.hooks:
         if hasattr(hook, "state_key"):

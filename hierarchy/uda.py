@@ -27,13 +27,18 @@ STRONG_AUGMENT = {"flip": 0.5, "rotate": 30.0, "translate": 0.2, "scale": 0.25, 
 
 @torch.no_grad()
 def uda_views(
-    model: nn.Module, images: torch.Tensor, generator: torch.Generator, cfg: TrainConfig, device: torch.device
+    model: nn.Module,
+    images: torch.Tensor,
+    generator: torch.Generator,
+    cfg: TrainConfig,
+    device: torch.device,
+    bf16: bool,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """UDA's two views of unlabelled images: the model's logits on a weak view (flip and shift, no gradient)
     and a strongly augmented view (rotation, zoom, lighting, erasing) for the caller's training forward."""
     weak = augment_batch(images, generator, cfg.flip, 0.0, cfg.translate, 0.0, 0.0, 0.0)
     strong = augment_batch(images, generator, **STRONG_AUGMENT)
-    with autocast(device, cfg.amp):
+    with autocast(device, bf16):
         weak_logits = model(to_model_input(weak, channels_last=True))
     return {h: v.float() for h, v in weak_logits.items()}, strong
 

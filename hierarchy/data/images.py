@@ -83,6 +83,13 @@ class TensorImages(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, str, dict[str, int]]:
         return self.images[i], int(self.fine[i]), int(self.coarse[i]), self.source(i), {}
 
+    def __getitems__(self, indices: list[int]) -> Batch:
+        """A whole batch by one index per tensor (the DataLoader calls this when present): what ``collate`` makes of
+        ``__getitem__``'s samples, without a Python step per image."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        targets = {"fine": self.fine[index], "coarse": self.coarse[index]}
+        return Batch(self.images[index], targets, [self.source(i) for i in indices], [])
+
     def subset(self, indices: torch.Tensor) -> TensorImages:
         indices = torch.as_tensor(indices, dtype=torch.long)
         return TensorImages(
@@ -200,7 +207,9 @@ class Batch:
     skipped: list[tuple[str, str]]  # (path, reason) of images that could not be read
 
 
-def collate(samples: list) -> Batch:
+def collate(samples: list | Batch) -> Batch:
+    if isinstance(samples, Batch):  # fetched whole (TensorImages.__getitems__)
+        return samples
     good = [s for s in samples if s[0] is not None]
     skipped = [(s[1], s[2]) for s in samples if s[0] is None]
     if not good:
