@@ -45,9 +45,10 @@ from hierarchy.optim import Schedule, build_optimizer, build_scheduler
 from hierarchy.paths import atomic_write
 from hierarchy.precision import Precision, choose_precision, log_choice, restored
 from hierarchy.runner import autocast
+from hierarchy.semi import STRONG_VIEWS, hierarchy_fixmatch_loss, strong_views
 from hierarchy.taxonomy import Taxonomy
 from hierarchy.time_budget import TimeBudget
-from hierarchy.uda import endless_batches, split_unlabelled, uda_views
+from hierarchy.uda import STRONG_AUGMENT, endless_batches, split_unlabelled, uda_views
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,10 @@ def train_one_epoch(
         core.backbone.eval()  # a frozen backbone keeps its batch-norm statistics too
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, run.rank))  # each rank its own draws
     torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout
-    pseudo_labels = cfg.group_pseudo > 0 and not cfg.multilabel and bool(run.taxonomy.parents)
-    groups = group_matrix(run.taxonomy, device) if pseudo_labels else None  # (F, C)
+    hierarchical = not cfg.multilabel and bool(run.taxonomy.parents)
+    pseudo_labels, fixmatch = hierarchical and cfg.group_pseudo > 0, hierarchical and cfg.fixmatch > 0
+    groups = group_matrix(run.taxonomy, device) if pseudo_labels or fixmatch else None  # (F, C)
+    threshold = cfg.fixmatch_threshold
     seen, loss_sum, start = 0, 0.0, time.perf_counter()
     interval = 1.0 if sys.stderr.isatty() else 30.0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{step.schedule.epochs}", leave=False, file=sys.stderr, unit="batch",
@@ -135,19 +138,35 @@ def train_one_epoch(
             images, perm, lam = cutmix(images, generator, cfg.cutmix_alpha)
             mix = (perm, lam)
         targets = {k: v.to(device, non_blocking=True) for k, v in batch.targets.items()}
-        x, n = to_model_input(images, channels_last), len(images)
-        if unlabeled is not None:  # one forward for labelled + strongly augmented unlabelled images (as UDA does)
-            weak_logits, strong = uda_views(model, next(unlabeled).images.to(device), generator, cfg, device, run.bf16)
-            x = torch.cat([x, to_model_input(strong, channels_last)])
+        # One forward for the batch, then the strong views of the unlabelled pool's images (UDA or FixMatch).
+        x, n, pool_n = to_model_input(images, channels_last), len(images), 0
+        rows = (targets["fine"] < 0).nonzero().flatten() if fixmatch and mix is None and "fine" in targets else None
+        if rows is not None and len(rows):  # FixMatch: these images train on a strong view in place of the weak one
+            x, weak_rows = strong_in_place(model, x, batch.images, rows, generator, cfg.strong_view, run)
+        if unlabeled is not None:
+            view = STRONG_AUGMENT if cfg.uda > 0 else STRONG_VIEWS[cfg.strong_view]
+            pool = next(unlabeled).images.to(device)
+            weak_logits, strong = uda_views(model, pool, generator, cfg, device, run.bf16, view)
+            x, pool_n = torch.cat([x, to_model_input(strong, channels_last)]), len(strong)
         with autocast(device, run.bf16):
             out = model(x)
         logits = {head: value[:n] for head, value in out.items()}
         loss = compute_loss(logits, targets, cfg, step.weights, mix)
-        if groups is not None and "fine" in logits and mix is None:  # coarse-only samples teach the fine head too
+        if pseudo_labels and not fixmatch and "fine" in logits and mix is None:  # coarse-only samples teach fine too
             pseudo = group_pseudo_loss(logits["fine"], targets, groups, cfg.group_pseudo_threshold)
             loss = loss + cfg.group_pseudo * pseudo
-        if unlabeled is not None:
-            loss = loss + cfg.uda * consistency_loss({h: v[n:] for h, v in out.items()}, weak_logits, cfg)
+        if pool_n:
+            pool_out = {h: v[n : n + pool_n] for h, v in out.items()}
+            if cfg.uda > 0:
+                loss = loss + cfg.uda * consistency_loss(pool_out, weak_logits, cfg)
+            else:
+                unknown = torch.full((pool_n,), -1, dtype=torch.long, device=device)
+                semi = hierarchy_fixmatch_loss(pool_out, weak_logits, unknown, groups, threshold)
+                loss = loss + cfg.fixmatch * semi
+        if rows is not None and len(rows):
+            strong_out = {h: v[rows] for h, v in logits.items()}
+            semi = hierarchy_fixmatch_loss(strong_out, weak_rows, targets["coarse"][rows], groups, threshold)
+            loss = loss + cfg.fixmatch * semi
         step.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         step.optimizer.step()
@@ -160,6 +179,21 @@ def train_one_epoch(
     bar.close()
     elapsed = time.perf_counter() - start
     return {"train/loss": loss_sum / max(1, seen), "train/images_per_s": seen / max(elapsed, 1e-9)}
+
+
+@torch.no_grad()
+def strong_in_place(
+    model: nn.Module, x: torch.Tensor, raw: torch.Tensor, rows: torch.Tensor, generator, strength: str, run: Run
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """FixMatch's two views of the batch's images without a fine label (``rows``): the logits of their weak view
+    (the batch's own, without gradient) and the batch with a strong view of ``raw`` (uint8) in their place, so the
+    training forward costs no more than without FixMatch (only the weak views' forward is added)."""
+    with autocast(run.device, run.bf16):
+        weak = {h: v.float() for h, v in model(x[rows]).items()}
+    strong = strong_views(raw[rows.cpu()].to(run.device), generator, strength)
+    x = x.clone()
+    x[rows] = to_model_input(strong, run.cfg.model.channels_last)
+    return x, weak
 
 
 def validate(model: nn.Module, loader, run: Run, skips: SkipLog) -> dict[str, float]:
@@ -226,6 +260,8 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, hooks:
     hooks = (*hooks, *(h for h in (average, budget) if h is not None))
     weights = class_weights(train_set, heads) if tc.class_weights else None
     step = Step(optimizer, build_scheduler(optimizer, tc, schedule), schedule, weights, hooks)
+    if tc.uda > 0 and tc.fixmatch > 0:
+        raise UserError("train.uda and train.fixmatch both train on the unlabelled images: set one of them to 0")
     if tc.balance and tc.balance not in heads:
         raise UserError(f"train.balance={tc.balance!r} is not a head of this model; heads: {sorted(heads)}")
     run.precision = training_precision(model, run, batch_size)

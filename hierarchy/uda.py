@@ -33,11 +33,13 @@ def uda_views(
     cfg: TrainConfig,
     device: torch.device,
     bf16: bool,
+    strong_view: dict[str, float] = STRONG_AUGMENT,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """UDA's two views of unlabelled images: the model's logits on a weak view (flip and shift, no gradient)
-    and a strongly augmented view (rotation, zoom, lighting, erasing) for the caller's training forward."""
+    """Two views of unlabelled images: the model's logits on a weak view (flip and shift, no gradient) and a
+    strongly augmented view (``strong_view``: UDA's rotation, zoom, lighting and erasing by default) for the
+    caller's training forward."""
     weak = augment_batch(images, generator, cfg.flip, 0.0, cfg.translate, 0.0, 0.0, 0.0)
-    strong = augment_batch(images, generator, **STRONG_AUGMENT)
+    strong = augment_batch(images, generator, **strong_view)
     with autocast(device, bf16):
         weak_logits = model(to_model_input(weak, channels_last=True))
     return {h: v.float() for h, v in weak_logits.items()}, strong
@@ -64,12 +66,14 @@ def split_unlabelled(train_set, heads: list[str], tc: TrainConfig, image_size: i
         log.info("%d of %d training samples have no label for heads %s", len(unknown), len(known), heads)
         if not known.any():
             raise UserError(f"no training sample has a label for heads {heads}: check data.format and the taxonomy")
-    parts = [train_set.subset(unknown)] if len(unknown) and tc.uda > 0 else []
-    if tc.uda > 0 and tc.unlabeled:
+    semi = tc.uda > 0 or tc.fixmatch > 0
+    parts = [train_set.subset(unknown)] if len(unknown) and semi else []
+    if semi and tc.unlabeled:
         parts.append(build_unlabeled(tc.unlabeled, image_size))
     if tc.uda > 0 and not parts:
         raise UserError("train.uda needs unlabelled images: set train.unlabeled=FOLDER (or data.label_fraction < 1)")
     if parts:
-        log.info("UDA: %d unlabelled images, consistency weight %g", sum(len(p) for p in parts), tc.uda)
+        method, weight = ("UDA", tc.uda) if tc.uda > 0 else ("FixMatch", tc.fixmatch)
+        log.info("%s: %d unlabelled images, consistency weight %g", method, sum(len(p) for p in parts), weight)
     pool = torch.utils.data.ConcatDataset(parts) if parts else None
     return (train_set.subset(known.nonzero().flatten()) if len(unknown) else train_set), pool

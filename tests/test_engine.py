@@ -143,3 +143,31 @@ def test_group_pseudo_labels_stay_inside_the_known_group():
     assert grad[2, 1] < 0  # "bottom" has one child: Trouser outright, however unsure the head
     labelled = {"coarse": torch.tensor([top]), "fine": torch.tensor([0])}
     assert group_pseudo_loss(torch.zeros(1, 10), labelled, groups, 0.9) == 0  # fine-labelled rows: the plain loss
+
+
+def test_fixmatch_pseudo_labels_follow_the_group_known_or_confidently_guessed():
+    from hierarchy.infer.decode import group_matrix
+    from hierarchy.semi import hierarchy_fixmatch_loss
+    from hierarchy.taxonomy import load_taxonomy
+
+    tax = load_taxonomy("fashion_mnist")  # top: T-shirt/top 0, Pullover 2, Shirt 6; shoe: Sandal 5, Sneaker 7, boot 9
+    groups = group_matrix(tax)
+    top, shoe = tax.lookup("top", "coarse"), tax.lookup("shoe", "coarse")
+    weak_fine = torch.full((4, 10), -5.0)
+    weak_fine[0, [2, 7]] = torch.tensor([4.0, 9.0])  # known "top": Pullover, though Sneaker is likelier overall
+    weak_fine[1, [5, 7]] = torch.tensor([0.0, 8.0])  # group unknown, confidently "shoe": Sneaker
+    weak_fine[2, [5, 7]] = torch.tensor([0.0, 8.0])  # group unknown and the coarse head unsure: nothing learnt
+    weak_fine[3, [0, 2, 6]] = 0.0  # known "top" but unsure inside it: only the group is learnt
+    weak_coarse = torch.full((4, 6), -5.0)
+    weak_coarse[1, shoe] = 8.0
+    weak_coarse[2, [shoe, top]] = 0.0
+    strong = {"fine": torch.zeros(4, 10, requires_grad=True), "coarse": torch.zeros(4, 6, requires_grad=True)}
+    known = torch.tensor([top, -1, -1, top])
+    loss = hierarchy_fixmatch_loss(strong, {"fine": weak_fine, "coarse": weak_coarse}, known, groups, 0.95)
+    loss.backward()
+    fine, coarse = strong["fine"].grad, strong["coarse"].grad
+    assert fine[0].argmin() == 2  # learns Pullover (its known group is the plain coarse loss's)
+    assert fine[1].argmin() == 7 and coarse[1].argmin() == shoe  # the confident guess of the group, its child
+    assert torch.equal(fine[2], torch.zeros(10)) and torch.equal(coarse[2], torch.zeros(6))
+    assert torch.equal(fine[3], torch.zeros(10))  # unsure inside its known group: no fine pseudo-label
+    assert torch.equal(coarse[0], torch.zeros(6)) and torch.equal(coarse[3], torch.zeros(6))

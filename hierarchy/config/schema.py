@@ -253,12 +253,29 @@ class TrainConfig:
     )
     cutmix_alpha: float = setting(1.0, "CutMix box area ~ Beta(alpha, alpha)", above=0)
     uda: float = setting(0.0, "weight of the UDA consistency loss on unlabelled images; 0 = off", low=0)
-    unlabeled: str = setting("", "folder, file or .txt list of unlabelled images for UDA (used whole)")
+    unlabeled: str = setting("", "folder, file or .txt list of unlabelled images for UDA or FixMatch (used whole)")
     uda_threshold: float = setting(
         0.8, "UDA counts an unlabelled image only where the weak view's top probability reaches this", low=0, high=1
     )
     uda_temperature: float = setting(
         0.4, "UDA sharpens the weak view's prediction with this softmax temperature (below 1 = sharper)", above=0
+    )
+    fixmatch: float = setting(
+        0.0,
+        "weight of the hierarchy-aware FixMatch loss on images without a fine label (hierarchy/semi.py): a strong "
+        "view learns the weak view's likeliest child of the image's group (known, or the coarse head's confident "
+        "guess); also on train.unlabeled images; 0 = off",
+        low=0,
+    )
+    fixmatch_threshold: float = setting(
+        0.95, "FixMatch counts a pseudo-label where the guessed group and the child within it reach this probability",
+        low=0, high=1,
+    )  # fmt: skip
+    strong_view: str = setting(
+        "medium",
+        "FixMatch's strong view: mild, medium or strong (rotation, shift, zoom, lighting and erasing; "
+        "hierarchy/semi.py); stronger views teach more where the image still shows the garment",
+        choices=("mild", "medium", "strong"),
     )
     fine_share: float = setting(
         0.5,
