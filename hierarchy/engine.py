@@ -120,7 +120,7 @@ def train_one_epoch(
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, run.rank))  # each rank its own draws
     torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout
     hierarchical = not cfg.multilabel and bool(run.taxonomy.parents)
-    pseudo_labels, fixmatch = hierarchical and cfg.group_pseudo > 0, hierarchical and cfg.fixmatch > 0
+    pseudo_labels, fixmatch = hierarchical and cfg.group_pseudo > 0, uses_fixmatch(cfg, run.taxonomy, core.heads)
     groups = group_matrix(run.taxonomy, device) if pseudo_labels or fixmatch else None  # (F, C)
     threshold = cfg.fixmatch_threshold
     seen, loss_sum, start = 0, 0.0, time.perf_counter()
@@ -140,9 +140,10 @@ def train_one_epoch(
         targets = {k: v.to(device, non_blocking=True) for k, v in batch.targets.items()}
         # One forward for the batch, then the strong views of the unlabelled pool's images (UDA or FixMatch).
         x, n, pool_n = to_model_input(images, channels_last), len(images), 0
-        rows = (targets["fine"] < 0).nonzero().flatten() if fixmatch and mix is None and "fine" in targets else None
-        if rows is not None and len(rows):  # FixMatch: these images train on a strong view in place of the weak one
-            x, weak_rows = strong_in_place(model, x, batch.images, rows, generator, cfg.strong_view, run)
+        rows = fixmatch_rows(targets, groups) if fixmatch and mix is None else None
+        if rows is not None and len(rows):  # FixMatch: these images' strong views too, after the pool's
+            strong = strong_views(batch.images[rows.cpu()].to(device), generator, cfg.strong_view)
+            x = torch.cat([x, to_model_input(strong, channels_last)])
         if unlabeled is not None:
             view = STRONG_AUGMENT if cfg.uda > 0 else STRONG_VIEWS[cfg.strong_view]
             pool = next(unlabeled).images.to(device)
@@ -152,7 +153,7 @@ def train_one_epoch(
             out = model(x)
         logits = {head: value[:n] for head, value in out.items()}
         loss = compute_loss(logits, targets, cfg, step.weights, mix)
-        if pseudo_labels and not fixmatch and "fine" in logits and mix is None:  # coarse-only samples teach fine too
+        if pseudo_labels and "fine" in logits and mix is None:  # coarse-only samples teach the fine head too
             pseudo = group_pseudo_loss(logits["fine"], targets, groups, cfg.group_pseudo_threshold)
             loss = loss + cfg.group_pseudo * pseudo
         if pool_n:
@@ -164,8 +165,9 @@ def train_one_epoch(
                 semi = hierarchy_fixmatch_loss(pool_out, weak_logits, unknown, groups, threshold)
                 loss = loss + cfg.fixmatch * semi
         if rows is not None and len(rows):
-            strong_out = {h: v[rows] for h, v in logits.items()}
-            semi = hierarchy_fixmatch_loss(strong_out, weak_rows, targets["coarse"][rows], groups, threshold)
+            strong_out = {h: v[n + pool_n :] for h, v in out.items()}
+            weak_out = {h: v[rows].detach().float() for h, v in logits.items()}
+            semi = hierarchy_fixmatch_loss(strong_out, weak_out, targets["coarse"][rows], groups, threshold)
             loss = loss + cfg.fixmatch * semi
         step.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -181,19 +183,19 @@ def train_one_epoch(
     return {"train/loss": loss_sum / max(1, seen), "train/images_per_s": seen / max(elapsed, 1e-9)}
 
 
-@torch.no_grad()
-def strong_in_place(
-    model: nn.Module, x: torch.Tensor, raw: torch.Tensor, rows: torch.Tensor, generator, strength: str, run: Run
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """FixMatch's two views of the batch's images without a fine label (``rows``): the logits of their weak view
-    (the batch's own, without gradient) and the batch with a strong view of ``raw`` (uint8) in their place, so the
-    training forward costs no more than without FixMatch (only the weak views' forward is added)."""
-    with autocast(run.device, run.bf16):
-        weak = {h: v.float() for h, v in model(x[rows]).items()}
-    strong = strong_views(raw[rows.cpu()].to(run.device), generator, strength)
-    x = x.clone()
-    x[rows] = to_model_input(strong, run.cfg.model.channels_last)
-    return x, weak
+def uses_fixmatch(cfg, taxonomy: Taxonomy, heads) -> bool:
+    """``train.fixmatch`` applies to single-label models that learn both levels of a hierarchy (the fine stage),
+    unless ``train.uda`` asks for UDA on the unlabelled images instead."""
+    both_levels = bool(taxonomy.parents) and {"coarse", "fine"} <= set(heads)
+    return cfg.fixmatch > 0 and cfg.uda == 0 and not cfg.multilabel and both_levels
+
+
+def fixmatch_rows(targets: dict[str, torch.Tensor], groups: torch.Tensor) -> torch.Tensor:
+    """The batch's images FixMatch has something to teach: no fine label, and a group with more than one child
+    (or none known); a one-child group's fine label is its group's, which the plain losses teach already."""
+    unknown_fine, coarse = targets["fine"] < 0, targets["coarse"]
+    children = groups.sum(0)[coarse.clamp_min(0)]  # fine classes under each image's group
+    return (unknown_fine & ((coarse < 0) | (children > 1))).nonzero().flatten()
 
 
 def validate(model: nn.Module, loader, run: Run, skips: SkipLog) -> dict[str, float]:
@@ -249,7 +251,8 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, hooks:
     val_loader = None if val_set is None else build_loader(val_set, tc.batch_size * 2, cfg.data.workers)
     batch_size = max(1, tc.batch_size // world)  # the global batch stays train.batch_size under torchrun
     trained = [h for h in heads if tc.loss_weights.get(h, 1.0) > 0]  # a head with loss weight 0 learns nothing
-    train_set, pool = split_unlabelled(train_set, trained, tc, cfg.data.image_size)
+    fixmatch = uses_fixmatch(tc, run.taxonomy, trained)
+    train_set, pool = split_unlabelled(train_set, trained, tc, cfg.data.image_size, fixmatch)
     share = math.ceil(len(train_set) / world)
     fine_known = head_labels(train_set, "fine") >= 0 if "fine" in heads and tc.fine_share > 0 else None
     mixed = fine_known is not None and bool(fine_known.any()) and not bool(fine_known.all())
@@ -260,8 +263,6 @@ def fit(model: nn.Module, train_set, val_set, run: Run, main_metric: str, hooks:
     hooks = (*hooks, *(h for h in (average, budget) if h is not None))
     weights = class_weights(train_set, heads) if tc.class_weights else None
     step = Step(optimizer, build_scheduler(optimizer, tc, schedule), schedule, weights, hooks)
-    if tc.uda > 0 and tc.fixmatch > 0:
-        raise UserError("train.uda and train.fixmatch both train on the unlabelled images: set one of them to 0")
     if tc.balance and tc.balance not in heads:
         raise UserError(f"train.balance={tc.balance!r} is not a head of this model; heads: {sorted(heads)}")
     run.precision = training_precision(model, run, batch_size)

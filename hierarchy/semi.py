@@ -1,13 +1,15 @@
 """Hierarchy-aware FixMatch (Sohn et al., 2020) on the images without a fine label.
 
-Each such image in a batch is seen twice: its weak view (the training flip and shift) gives a hard pseudo-label
-without gradient, and a strong view of the same image, in the weak view's place in the training batch, is
-trained to predict it (engine.strong_in_place). The pseudo-label is the likeliest fine class *among the children
-of the image's group*: the known coarse label where there is one, else the coarse head's own answer on the weak
-view where that is confident. It counts only where that child holds at least ``train.fixmatch_threshold`` of the
-group's probability. The strong view also learns the group (the known one through the plain coarse loss, a
-confident guess here), so every image teaches the coarse head under harder views too. With FixMatch on, its
-pseudo-labels replace ``train.group_pseudo``'s (which are taken from the same view they train).
+Each such image in a batch whose group has more than one child is seen twice: its weak view (the training flip
+and shift, in the batch, trained as before) gives a hard pseudo-label without gradient, and a strong view of the
+same image, added to the training forward, is trained to predict it (engine.fixmatch_rows). The pseudo-label is
+the likeliest fine class *among the children of the image's group*: the known coarse label where there is one,
+else the coarse head's own answer on the weak view where that is confident. It counts only where that child holds
+at least ``train.fixmatch_threshold`` of the group's probability. The strong view also learns the group (the
+known one, or the confident guess), so every image teaches the coarse head under harder views too.
+
+A first version put the strong view in the weak view's place (no extra forward): it lost the coarse head 1.4
+points of validation group top-1 at 1 % fine labels (benchmarks/results/label_efficiency.md, Findings).
 
 The strong view is milder than UDA's (hierarchy/uda.py): at 28 px, rotating 30° and shifting 20 % at once
 leave a trained model at 0.52 top-1, so its targets were mostly wrong; this one was chosen by how well a trained
@@ -60,6 +62,5 @@ def hierarchy_fixmatch_loss(
         child_conf, child = within.max(-1)
         fine_ok = group_ok & (child_conf >= threshold)
     fine_loss = F.cross_entropy(strong["fine"].float(), child, reduction="none") * fine_ok
-    guessed = group_ok & ~known  # a known group is the plain coarse loss's, on the same strong view
-    coarse_loss = F.cross_entropy(strong["coarse"].float(), group, reduction="none") * guessed
+    coarse_loss = F.cross_entropy(strong["coarse"].float(), group, reduction="none") * group_ok
     return (fine_loss + coarse_loss).sum() / max(1, len(group))

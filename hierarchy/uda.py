@@ -54,11 +54,12 @@ def endless_batches(dataset, batch_size: int, workers: int, seeds: Callable[[int
                 yield batch
 
 
-def split_unlabelled(train_set, heads: list[str], tc: TrainConfig, image_size: int):
-    """(labelled training samples, pool of unlabelled images for UDA or None).
+def split_unlabelled(train_set, heads: list[str], tc: TrainConfig, image_size: int, fixmatch: bool = False):
+    """(labelled training samples, pool of unlabelled images for UDA or FixMatch, or None).
 
     Samples with no label for any of the model's heads teach the supervised loss nothing: they leave the
-    training set, and with ``train.uda`` they join the images of ``train.unlabeled`` as UDA's pool.
+    training set, and with ``train.uda`` (or ``fixmatch``: ``train.fixmatch`` applies to this model) they join
+    the images of ``train.unlabeled`` as the pool.
     """
     known = labelled(train_set, heads)
     unknown = (~known).nonzero().flatten()
@@ -66,7 +67,7 @@ def split_unlabelled(train_set, heads: list[str], tc: TrainConfig, image_size: i
         log.info("%d of %d training samples have no label for heads %s", len(unknown), len(known), heads)
         if not known.any():
             raise UserError(f"no training sample has a label for heads {heads}: check data.format and the taxonomy")
-    semi = tc.uda > 0 or tc.fixmatch > 0
+    semi = tc.uda > 0 or fixmatch
     parts = [train_set.subset(unknown)] if len(unknown) and semi else []
     if semi and tc.unlabeled:
         parts.append(build_unlabeled(tc.unlabeled, image_size))

@@ -166,8 +166,18 @@ def test_fixmatch_pseudo_labels_follow_the_group_known_or_confidently_guessed():
     loss = hierarchy_fixmatch_loss(strong, {"fine": weak_fine, "coarse": weak_coarse}, known, groups, 0.95)
     loss.backward()
     fine, coarse = strong["fine"].grad, strong["coarse"].grad
-    assert fine[0].argmin() == 2  # learns Pullover (its known group is the plain coarse loss's)
+    assert fine[0].argmin() == 2 and coarse[0].argmin() == top  # learns Pullover and its known group
     assert fine[1].argmin() == 7 and coarse[1].argmin() == shoe  # the confident guess of the group, its child
     assert torch.equal(fine[2], torch.zeros(10)) and torch.equal(coarse[2], torch.zeros(6))
-    assert torch.equal(fine[3], torch.zeros(10))  # unsure inside its known group: no fine pseudo-label
-    assert torch.equal(coarse[0], torch.zeros(6)) and torch.equal(coarse[3], torch.zeros(6))
+    assert torch.equal(fine[3], torch.zeros(10)) and coarse[3].argmin() == top  # unsure inside: the group only
+
+
+def test_fixmatch_skips_images_whose_group_settles_the_fine_label():
+    from hierarchy.engine import fixmatch_rows
+    from hierarchy.infer.decode import group_matrix
+    from hierarchy.taxonomy import load_taxonomy
+
+    tax = load_taxonomy("fashion_mnist")
+    top, bottom = tax.lookup("top", "coarse"), tax.lookup("bottom", "coarse")  # bottom: Trouser alone
+    targets = {"fine": torch.tensor([-1, -1, 0, -1]), "coarse": torch.tensor([top, bottom, top, -1])}
+    assert fixmatch_rows(targets, group_matrix(tax)).tolist() == [0, 3]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import in_process
+from conftest import in_process, tiny_overrides
 from PIL import Image
 
 from hierarchy.config import AUGMENT_PRESETS, load_config
@@ -324,3 +324,30 @@ def test_class_weights_weight_samples_not_the_smoothing_target():
     smoothed = torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="none", label_smoothing=0.1)
     expected = (smoothed * w[target[keep]]).sum() / w[target[keep]].sum()  # each sample weighted by its class
     assert torch.isclose(cross_entropy(logits, target, w, 0.1), expected)
+
+
+@pytest.mark.slow
+def test_fixmatch_trains_the_fine_stage_on_images_without_a_fine_label(
+    coarse_and_fine, fmnist_root, tmp_path, capsys, monkeypatch, caplog
+):
+    """FixMatch changes what a fine stage learns from coarse-only and unlabelled images (the pool is logged); on a
+    coarse stage, which has no fine head, it changes nothing."""
+    caplog.set_level("INFO")
+    hidden = ["data.fine_label_fraction=0.25", "data.label_fraction=0.8", "train.fixmatch_threshold=0.3"]
+
+    def fine(name: str, *settings: str) -> dict:
+        args = ["--run-dir", str(tmp_path / name), f"init_from={coarse_and_fine / 'coarse'}", *hidden, *settings]
+        assert in_process(capsys, monkeypatch, "run", "--stage", "fine", *args, *tiny_overrides(fmnist_root))[0] == 0
+        return torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+    with_fixmatch, without = fine("fixmatch", "train.fixmatch=1"), fine("plain", "train.fixmatch=0")
+    assert "FixMatch: " in caplog.text and "unlabelled images, consistency weight 1" in caplog.text
+    assert not torch.equal(with_fixmatch["heads.fine.weight"], without["heads.fine.weight"])
+
+    def coarse(name: str, weight: str) -> dict:
+        args = ["--run-dir", str(tmp_path / name), "data.label_fraction=0.8", f"train.fixmatch={weight}"]
+        assert in_process(capsys, monkeypatch, "run", "--stage", "coarse", *args, *tiny_overrides(fmnist_root))[0] == 0
+        return torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+    first, second = coarse("coarse-fixmatch", "1"), coarse("coarse-plain", "0")
+    assert all(torch.equal(first[k], second[k]) for k in first)

@@ -264,7 +264,8 @@ class TrainConfig:
         0.0,
         "weight of the hierarchy-aware FixMatch loss on images without a fine label (hierarchy/semi.py): a strong "
         "view learns the weak view's likeliest child of the image's group (known, or the coarse head's confident "
-        "guess); also on train.unlabeled images; 0 = off",
+        "guess); also on train.unlabeled images; only where the model has coarse and fine heads and train.uda is 0; "
+        "0 = off",
         low=0,
     )
     fixmatch_threshold: float = setting(
