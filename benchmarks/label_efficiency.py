@@ -233,8 +233,8 @@ def write_results(results: dict, name: str) -> None:
     summary = (
         f"\n\nDevice: {results['device']}; CPUs: {cpus}. Budgets: time = {JOB_MINUTES:g} training minutes per row "
         f"(the coarse run's share counted in the two-stage arms' train_min); epochs = {EQUAL_EPOCHS[0]} coarse + "
-        f"{EQUAL_EPOCHS[1]} fine epochs for (a), the same number of 60,000-image passes for (b); short = the "
-        "5–6-minute rows (dated 2026-11-30: the method before FixMatch). group_top1 is the group of the fine "
+        f"{EQUAL_EPOCHS[1]} fine epochs for (a), the same number of 60,000-image passes for (b); short = 5–6 "
+        "training minutes per row. group_top1 is the group of the fine "
         "prediction; (b) trains no coarse head, so its consistency means nothing; (c) has no coarse head. Gaps in "
         "fine top-1:\n" + "\n".join(lines)
     )
