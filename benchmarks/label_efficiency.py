@@ -255,10 +255,12 @@ def plot(results: dict, path: Path) -> None:
     for row in results["rows"]:
         for arm, m in row["arms"].items():
             series.setdefault(f"{arm[:3]} {row['budget']}", []).append((row["share"] * 100, m["fine_top1"]))
-    styles = {"time": "-", "epochs": "--", "short": ":"}
+    styles = {"time": "-", "epochs": "--", "short": ":"}  # one line style per budget, one colour per arm
+    colours = {"(a)": "tab:orange", "(b)": "tab:blue", "(c)": "tab:grey", "(d)": "tab:green"}
     for label, points in sorted(series.items()):
         points.sort()
-        ax.plot(*zip(*points), styles[label.split()[-1]], marker="o", label=label)
+        arm, budget = label.split()
+        ax.plot(*zip(*points), styles[budget], color=colours[arm], marker="o", label=label)
     shares = sorted({row["share"] * 100 for row in results["rows"]})
     ax.set_xscale("log")
     ax.set_xticks(shares, [f"{s:g} %" for s in shares])
